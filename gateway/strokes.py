@@ -1,0 +1,47 @@
+"""Stroke assembly: one pen's Dot events between PenDown and PenUp become a stroke on a page."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from firmware_bridge.events import Dot, PaperInfo, PenDown, PenUp
+
+PEN_UNIT_MM = 56 / 600 * 25.4  # pen-wire.md §3.2: positions come in Ncode units of 56/600 inch
+
+
+@dataclass
+class Stroke:
+    pen_id: str
+    address: str
+    t0_ms: int
+    points: np.ndarray  # (k, 4): x_mm, y_mm, dt_ms, force
+
+    @property
+    def centroid(self) -> tuple[float, float]:
+        c = self.points[:, :2].mean(axis=0)
+        return float(c[0]), float(c[1])
+
+
+@dataclass
+class StrokeAssembler:
+    """Per-pen state; the protocol core already guarantees PenDown, PaperInfo, Dot…, PenUp order."""
+
+    pen_id: str
+    _address: str | None = None
+    _t0_ms: int = 0
+    _dots: list[tuple[float, float, int, int]] = field(default_factory=list)
+
+    def feed(self, event: object) -> Stroke | None:
+        if isinstance(event, PenDown):
+            self._dots, self._t0_ms, self._address = [], event.timestamp_ms, None
+        elif isinstance(event, PaperInfo):
+            self._address = event.address
+        elif isinstance(event, Dot):
+            self._dots.append((event.x * PEN_UNIT_MM, event.y * PEN_UNIT_MM, event.dt_ms, event.force))
+        elif isinstance(event, PenUp) and self._dots and self._address is not None:
+            stroke = Stroke(self.pen_id, self._address, self._t0_ms, np.array(self._dots, dtype=np.float64))
+            self._dots = []
+            return stroke
+        return None

@@ -1,0 +1,143 @@
+"""Exam templates (protocol_specs/exam-template.md): loading, validation, and locating strokes."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, Field, ValidationError, field_validator, model_validator
+
+ANSWERS = {
+    "digit": {str(d) for d in range(10)},
+    "choice": {"A", "B", "C", "D"},
+    "mark": {"tick", "cross"},
+}
+REGION_MARGIN_MM = 3.0
+
+
+class TemplateError(ValueError):
+    """A template file that cannot be used; the message lists every problem."""
+
+
+class Address(BaseModel):
+    section: int = Field(ge=0, le=255)
+    owner: int = Field(ge=0, le=2**24 - 1)
+    note: int = Field(ge=0, le=2**32 - 1)
+    page: int = Field(ge=0, le=2**32 - 1)
+
+    def __str__(self) -> str:
+        return f"{self.section}.{self.owner}.{self.note}.{self.page}"
+
+
+class Region(BaseModel):
+    question_id: str = Field(min_length=1, max_length=128)
+    kind: Literal["digit", "choice", "mark"]
+    box_mm: tuple[float, float, float, float]
+    answer: str
+    points: float = Field(ge=0)
+    prompt: str = ""
+
+    @field_validator("box_mm")
+    @classmethod
+    def _positive_size(cls, box: tuple[float, float, float, float]) -> tuple[float, float, float, float]:
+        if box[2] <= 0 or box[3] <= 0:
+            raise ValueError("width and height must be positive")
+        return box
+
+    @model_validator(mode="after")
+    def _answer_fits_kind(self) -> Region:
+        if self.answer not in ANSWERS[self.kind]:
+            allowed = ", ".join(sorted(ANSWERS[self.kind]))
+            raise ValueError(f"answer {self.answer!r} is not a {self.kind} answer (one of {allowed})")
+        return self
+
+    def grown_contains(self, x: float, y: float, margin: float = REGION_MARGIN_MM) -> bool:
+        bx, by, bw, bh = self.box_mm
+        return bx - margin <= x <= bx + bw + margin and by - margin <= y <= by + bh + margin
+
+    def centre_distance2(self, x: float, y: float) -> float:
+        bx, by, bw, bh = self.box_mm
+        return (x - bx - bw / 2) ** 2 + (y - by - bh / 2) ** 2
+
+
+class Page(BaseModel):
+    address: Address
+    size_mm: tuple[float, float]
+    regions: list[Region]
+
+    @model_validator(mode="after")
+    def _boxes_on_page_and_apart(self) -> Page:
+        w, h = self.size_mm
+        for r in self.regions:
+            x, y, bw, bh = r.box_mm
+            if x < 0 or y < 0 or x + bw > w or y + bh > h:
+                raise ValueError(f"box of {r.question_id} {r.box_mm} lies outside the page {self.size_mm}")
+        for i, a in enumerate(self.regions):
+            for b in self.regions[i + 1 :]:
+                ax, ay, aw, ah = a.box_mm
+                bx, by, bw, bh = b.box_mm
+                if ax < bx + bw and bx < ax + aw and ay < by + bh and by < ay + ah:
+                    raise ValueError(f"boxes of {a.question_id} and {b.question_id} overlap")
+        return self
+
+    def locate(self, x: float, y: float) -> Region | None:
+        """The region a stroke centred at (x, y) mm belongs to, or None."""
+        hits = [r for r in self.regions if r.grown_contains(x, y)]
+        return min(hits, key=lambda r: r.centre_distance2(x, y)) if hits else None
+
+
+class ExamTemplate(BaseModel):
+    schema_: Literal["classink.exam-template.v1"] = Field(alias="schema")
+    template_id: str = Field(min_length=1, max_length=128)
+    title: str
+    pages: list[Page] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _unique_ids(self) -> ExamTemplate:
+        seen: set[str] = set()
+        for page in self.pages:
+            for r in page.regions:
+                if r.question_id in seen:
+                    raise ValueError(f"question_id {r.question_id} appears twice")
+                seen.add(r.question_id)
+        addresses = [str(p.address) for p in self.pages]
+        if len(set(addresses)) != len(addresses):
+            raise ValueError("a page address appears twice")
+        return self
+
+
+def load_template(path: Path) -> ExamTemplate:
+    try:
+        raw = json.loads(Path(path).read_text())
+    except (OSError, json.JSONDecodeError) as exc:
+        raise TemplateError(f"{path}: cannot read template: {exc}") from exc
+    try:
+        return ExamTemplate.model_validate(raw)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'/'.join(str(p) for p in e['loc']) or '(top)'}: {e['msg']}" for e in exc.errors()
+        )
+        raise TemplateError(f"{path}: invalid exam template: {problems}") from exc
+
+
+class TemplateIndex:
+    """Every loaded template's pages, by page address."""
+
+    def __init__(self, templates: list[ExamTemplate]) -> None:
+        self.templates = templates
+        self._pages: dict[str, tuple[ExamTemplate, Page]] = {}
+        for t in templates:
+            for page in t.pages:
+                key = str(page.address)
+                if key in self._pages:
+                    other = self._pages[key][0].template_id
+                    raise TemplateError(f"page {key} is in both {other} and {t.template_id}")
+                self._pages[key] = (t, page)
+
+    @classmethod
+    def from_files(cls, paths: list[Path]) -> TemplateIndex:
+        return cls([load_template(p) for p in paths])
+
+    def page(self, address: str) -> tuple[ExamTemplate, Page] | None:
+        return self._pages.get(address)

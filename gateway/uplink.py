@@ -1,0 +1,181 @@
+"""The uplink: outbox rows to the broker over MQTT v5 at QoS 1, removed only on PUBACK.
+
+paho calls on_publish while holding its own message lock, so the callback only queues the
+acknowledgement; the publisher thread matches it to the outbox row and deletes it. That keeps every
+outbox access in one place and cannot deadlock against publish().
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import queue
+import threading
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+
+from gateway.outbox import Outbox
+
+log = logging.getLogger(__name__)
+
+WINDOW = 256  # messages handed to paho and not yet acknowledged
+SESSION_EXPIRY_S = 7 * 24 * 3600  # keep the broker-side session across a week of school holidays
+RETRY_REFUSED_AFTER_S = 5.0
+
+
+def topic(site_id: str, gateway_id: str, kind: str) -> str:
+    return f"classink/v1/{site_id}/{gateway_id}/{kind}"
+
+
+def now_rfc3339() -> str:
+    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+@dataclass
+class UplinkStats:
+    published: int = 0
+    acknowledged: int = 0
+    refused: int = 0
+    connects: int = 0
+    connected: bool = False
+
+
+@dataclass
+class Uplink:
+    outbox: Outbox
+    site_id: str
+    gateway_id: str
+    host: str
+    port: int
+    software_version: str
+    stats: UplinkStats = field(default_factory=UplinkStats)
+
+    def __post_init__(self) -> None:
+        self._status_topic = topic(self.site_id, self.gateway_id, "status")
+        self.client = mqtt.Client(
+            mqtt.CallbackAPIVersion.VERSION2,
+            client_id=f"classink-gw-{self.site_id}-{self.gateway_id}",
+            protocol=mqtt.MQTTv5,
+        )
+        self.client.will_set(self._status_topic, self._status("offline", "connection lost", None), 1, True)
+        self.client.max_inflight_messages_set(64)
+        self.client.max_queued_messages_set(0)
+        self.client.reconnect_delay_set(min_delay=1, max_delay=30)
+        self.client.on_connect = self._on_connect
+        self.client.on_disconnect = self._on_disconnect
+        self.client.on_publish = self._on_publish
+        self._acks: queue.SimpleQueue[tuple[int, bool]] = queue.SimpleQueue()
+        self._inflight: dict[int, int] = {}  # mid -> seq
+        self._refused: list[tuple[float, int]] = []
+        self._sent_up_to = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="uplink", daemon=True)
+
+    # -- lifecycle ------------------------------------------------------------------------------
+
+    def start(self) -> None:
+        props = Properties(PacketTypes.CONNECT)
+        props.SessionExpiryInterval = SESSION_EXPIRY_S
+        self.client.connect_async(self.host, self.port, keepalive=30, clean_start=False, properties=props)
+        self.client.loop_start()
+        self._thread.start()
+
+    def stop(self, drain_s: float = 5.0) -> None:
+        """Give in-flight messages a moment, say goodbye, and disconnect; the outbox keeps the rest."""
+        deadline = time.monotonic() + drain_s
+        while time.monotonic() < deadline and (self._inflight or self.outbox.depth()):
+            time.sleep(0.05)
+        self._stop.set()
+        self._thread.join(timeout=5)
+        if self.stats.connected:
+            info = self.client.publish(
+                self._status_topic, self._status("offline", "shutdown", now_rfc3339()), 1, True
+            )
+            info.wait_for_publish(timeout=2)
+        self.client.disconnect()
+        self.client.loop_stop()
+
+    # -- paho callbacks (network thread) -----------------------------------------------------------
+
+    def _on_connect(self, client, userdata, flags, reason_code, properties) -> None:
+        if reason_code.is_failure:
+            log.error("broker refused the connection: %s", reason_code)
+            return
+        self.stats.connects += 1
+        self.stats.connected = True
+        log.info("connected to %s:%s (session present: %s)", self.host, self.port, flags.session_present)
+        client.publish(self._status_topic, self._status("online", "connected", now_rfc3339()), 1, True)
+
+    def _on_disconnect(self, client, userdata, flags, reason_code, properties) -> None:
+        self.stats.connected = False
+        if not self._stop.is_set():
+            log.warning("disconnected from broker (%s); paho reconnects with backoff", reason_code)
+
+    def _on_publish(self, client, userdata, mid, reason_code, properties) -> None:
+        self._acks.put((mid, reason_code.is_failure))
+
+    # -- publisher thread -----------------------------------------------------------------------
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self._settle_acks()
+            sent = self._send_more()
+            if not sent:
+                self.outbox.wait_for_new(0.05)
+
+    def _send_more(self) -> int:
+        room = WINDOW - len(self._inflight)
+        if room <= 0:
+            return 0
+        due = [seq for at, seq in self._refused if time.monotonic() >= at]
+        if due:
+            self._refused = [(at, s) for at, s in self._refused if s not in due]
+            rows = [r for r in self.outbox.pending(min(due) - 1, len(due) + room) if r.seq in due]
+        else:
+            rows = self.outbox.pending(self._sent_up_to, room)
+        for row in rows:
+            info = self.client.publish(row.topic, row.payload, qos=1)
+            self._inflight[info.mid] = row.seq
+            self._sent_up_to = max(self._sent_up_to, row.seq)
+            self.stats.published += 1
+        return len(rows)
+
+    def _settle_acks(self) -> None:
+        done: list[int] = []
+        while True:
+            try:
+                mid, failed = self._acks.get_nowait()
+            except queue.Empty:
+                break
+            # publish() returns before this thread settles acks, so an unknown mid is a status
+            # message's ack, which needs no bookkeeping.
+            seq = self._inflight.pop(mid, None)
+            if seq is None:
+                continue
+            if failed:
+                # The broker refused the message (e.g. not authorised): keep it, say so, retry later.
+                self.stats.refused += 1
+                log.error("broker refused event seq %d; kept in the outbox for retry", seq)
+                self._refused.append((time.monotonic() + RETRY_REFUSED_AFTER_S, seq))
+            else:
+                done.append(seq)
+        self.outbox.remove(done)
+        self.stats.acknowledged += len(done)
+
+    def _status(self, state: str, reason: str, at: str | None) -> bytes:
+        return json.dumps(
+            {
+                "schema": "classink.status.v1",
+                "site_id": self.site_id,
+                "gateway_id": self.gateway_id,
+                "state": state,
+                "reason": reason,
+                "at": at,
+                "software_version": self.software_version,
+            }
+        ).encode()
