@@ -19,7 +19,7 @@ lint: $(STAMP)
 
 $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet --upgrade pip "setuptools>=77,<90" "cython>=3.0,<4" "numpy>=1.26,<3"
 
 $(STAMP): $(VENV)/bin/python pyproject.toml setup.py
 	$(PY) -m pip install --quiet -e '.[dev,train]'
