@@ -1,0 +1,74 @@
+"""The classroom gateway daemon: pens in, durable scored answers out to the broker."""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+from pathlib import Path
+
+from classink import __version__
+from firmware_bridge.serial_transport import SerialHub
+from gateway.outbox import Outbox
+from gateway.pipeline import Pipeline
+from gateway.scoring.recognizer import Recognizer
+from gateway.settings import GatewaySettings
+from gateway.templates import TemplateIndex
+from gateway.uplink import Uplink
+
+log = logging.getLogger(__name__)
+
+POLL_S = 0.05
+
+
+def load_roster(path: Path | None) -> dict[str, str]:
+    if path is None:
+        return {}
+    try:
+        pens = json.loads(Path(path).read_text())["pens"]
+    except (OSError, json.JSONDecodeError, KeyError, TypeError) as exc:
+        raise ValueError(f'{path}: a roster is JSON {{"pens": {{pen_id: student_id}}}}: {exc}') from exc
+    return {str(k).lower(): str(v) for k, v in pens.items()}
+
+
+def run(settings: GatewaySettings, stop: threading.Event) -> Pipeline:
+    templates = TemplateIndex.from_files(settings.templates)
+    outbox = Outbox(settings.outbox_path)
+    uplink = Uplink(
+        outbox, settings.site_id, settings.gateway_id, settings.mqtt_host, settings.mqtt_port, __version__
+    )
+    pipeline = Pipeline(
+        site_id=settings.site_id,
+        gateway_id=settings.gateway_id,
+        templates=templates,
+        roster=load_roster(settings.roster),
+        outbox=outbox,
+        recognizer=Recognizer.load(),
+        review_below=settings.review_below,
+        idle_s=settings.answer_idle_s,
+    )
+    hub = SerialHub(settings.serial_ports, f"classink {__version__}")
+    log.info(
+        "gateway %s/%s: %d pen ports, %d templates, outbox depth %d",
+        settings.site_id, settings.gateway_id, len(hub.links), len(templates.templates), outbox.depth(),
+    )
+    uplink.start()
+    try:
+        while not stop.is_set():
+            for link, events in hub.poll(POLL_S):
+                pipeline.on_pen_events(link.device, events)
+            pipeline.tick()
+    finally:
+        for link, events in hub.close():
+            pipeline.on_pen_events(link.device, events)
+        pipeline.flush()
+        uplink.stop()
+        log.info(
+            "gateway stopped: %d strokes, %d answers (%d for review), %d published, %d acknowledged, "
+            "outbox depth %d, rejects %s",
+            pipeline.stats.strokes, pipeline.stats.answers, pipeline.stats.reviews,
+            uplink.stats.published, uplink.stats.acknowledged, outbox.depth(),
+            dict(pipeline.rejects.counts),
+        )
+        outbox.close()
+    return pipeline
