@@ -33,10 +33,16 @@ def register(sub: argparse._SubParsersAction) -> None:
     demo.add_argument("--pens", type=int, default=30, help="simulated students, one pen each")
     demo.add_argument("--template", type=Path, default=SAMPLE_EXAM, help="exam template JSON")
     demo.add_argument("--time-scale", type=float, default=1.0, help=">1 makes pens write faster")
-    demo.add_argument("--noise", type=float, default=0.0, help="share of pen events preceded by line noise")
+    demo.add_argument(
+        "--noise", type=float, default=0.0, help="share of pen events preceded by line noise"
+    )
     demo.add_argument("--seed", type=int, default=7)
-    demo.add_argument("--workdir", type=Path, help="keep logs and databases here instead of a temp folder")
-    demo.add_argument("--keep-serving", action="store_true", help="leave the results page up; Ctrl-C ends")
+    demo.add_argument(
+        "--workdir", type=Path, help="keep logs and databases here instead of a temp folder"
+    )
+    demo.add_argument(
+        "--keep-serving", action="store_true", help="leave the results page up; Ctrl-C ends"
+    )
     demo.set_defaults(handler=_run)
 
 
@@ -90,7 +96,9 @@ def stored_events(database_url: str, exam_id: str) -> list[dict]:
 def _spawn(args: list[str], log_path: Path) -> subprocess.Popen:
     with open(log_path, "ab") as log:
         return subprocess.Popen(
-            [sys.executable, "-m", "classink.cli", "-v", *args], stdout=log, stderr=subprocess.STDOUT
+            [sys.executable, "-m", "classink.cli", "-v", *args],
+            stdout=log,
+            stderr=subprocess.STDOUT,
         )
 
 
@@ -112,7 +120,16 @@ class ServiceDied(RuntimeError):
 class ClassroomRun:
     """Broker, central, gateway and a simulated classroom, started together in `work`."""
 
-    def __init__(self, work: Path, template: Path, pens: int, seed: int, time_scale: float, noise: float, **classroom) -> None:
+    def __init__(
+        self,
+        work: Path,
+        template: Path,
+        pens: int,
+        seed: int,
+        time_scale: float,
+        noise: float,
+        **classroom,
+    ) -> None:
         from hardware_sim.classroom import Classroom
 
         self.work = work
@@ -137,9 +154,16 @@ class ClassroomRun:
             self.classroom.write_ground_truth(self.work / "truth.jsonl")
             self.central = _spawn(
                 [
-                    "central", "serve", "--database-url", self.database_url,
-                    "--mqtt-port", str(self.broker.port), "--http-port", str(self.http_port),
-                    "--client-id", f"classink-central-demo-{os.getpid()}",
+                    "central",
+                    "serve",
+                    "--database-url",
+                    self.database_url,
+                    "--mqtt-port",
+                    str(self.broker.port),
+                    "--http-port",
+                    str(self.http_port),
+                    "--client-id",
+                    f"classink-central-demo-{os.getpid()}",
                 ],
                 self.work / "central.log",
             )
@@ -154,7 +178,10 @@ class ClassroomRun:
                 "serial_ports": self.classroom.devices,
             }
             (self.work / "gateway.json").write_text(json.dumps(config, indent=2))
-            self.gateway = _spawn(["gateway", "run", "--config", str(self.work / "gateway.json")], self.work / "gateway.log")
+            self.gateway = _spawn(
+                ["gateway", "run", "--config", str(self.work / "gateway.json")],
+                self.work / "gateway.log",
+            )
             self.classroom.start()
             yield self
         finally:
@@ -164,7 +191,7 @@ class ClassroomRun:
             self.broker.stop()
 
     def wait_stored(self, on_progress=None) -> Tally:
-        """Poll central's database until every written answer is there or the time budget is gone."""
+        """Poll central's database until every written answer is there or time is up."""
         truth = self.truth
         deadline = time.monotonic() + self.classroom.duration_s + 60.0
         while True:
@@ -177,7 +204,9 @@ class ClassroomRun:
                 if proc.poll() is not None:
                     log = (self.work / f"{name}.log").read_text(errors="replace").splitlines()
                     tail = "\n".join(log[-15:])
-                    raise ServiceDied(f"{name} exited with code {proc.returncode}; end of {name}.log:\n{tail}")
+                    raise ServiceDied(
+                        f"{name} exited with code {proc.returncode}; end of {name}.log:\n{tail}"
+                    )
             time.sleep(0.5)
         # Stopping the gateway drains its outbox; only then is a duplicate count final.
         stop_process(self.gateway)
@@ -194,12 +223,22 @@ def _run(args: argparse.Namespace) -> int:
         work = args.workdir or Path(tmp)
         work.mkdir(parents=True, exist_ok=True)
         run = ClassroomRun(work, args.template, args.pens, args.seed, args.time_scale, args.noise)
-        console.print(f"[bold]classink demo[/]: {args.pens} pens sit exam {run.exam_id!r}; files in {work}")
+        console.print(
+            f"[bold]classink demo[/]: {args.pens} pens sit exam {run.exam_id!r}; files in {work}"
+        )
         with run.running():
             console.print(f"broker   mosquitto on 127.0.0.1:{run.broker.port}")
             console.print(f"central  http://127.0.0.1:{run.http_port}/  (log: central.log)")
-            console.print(f"gateway  {SITE_ID}/{GATEWAY_ID} reading {args.pens} pens on pseudo-terminals (log: gateway.log)")
-            columns = (TextColumn("answers stored at central"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+            console.print(
+                f"gateway  {SITE_ID}/{GATEWAY_ID} reading {args.pens} pens on pseudo-terminals "
+                "(log: gateway.log)"
+            )
+            columns = (
+                TextColumn("answers stored at central"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TimeElapsedColumn(),
+            )
             with Progress(*columns, console=console) as progress:
                 task = progress.add_task("stored", total=len(run.classroom.answers))
                 try:
@@ -209,7 +248,10 @@ def _run(args: argparse.Namespace) -> int:
                     tally = compare(run.truth, stored_events(run.database_url, run.exam_id))
             print_results(console, run.truth, stored_events(run.database_url, run.exam_id), tally)
             if args.keep_serving:
-                console.print(f"results page: http://127.0.0.1:{run.http_port}/exams/{run.exam_id}  (Ctrl-C to stop)")
+                console.print(
+                    f"results page: http://127.0.0.1:{run.http_port}/exams/{run.exam_id}"
+                    "  (Ctrl-C to stop)"
+                )
                 with contextlib.suppress(KeyboardInterrupt):
                     while run.central.poll() is None:
                         time.sleep(1)
@@ -242,7 +284,8 @@ def print_results(console, truth: list[dict], stored: list[dict], tally: Tally) 
         table.add_row(
             student,
             str(len(mine)),
-            f"{sum(v['points_awarded'] or 0 for v, _ in mine):g}/{sum(v['points_possible'] for v, _ in mine):g}",
+            f"{sum(v['points_awarded'] or 0 for v, _ in mine):g}"
+            f"/{sum(v['points_possible'] for v, _ in mine):g}",
             str(sum(v["status"] == "review" for v, _ in mine)),
             f"{agree}/{len(mine)}",
         )
@@ -250,7 +293,8 @@ def print_results(console, truth: list[dict], stored: list[dict], tally: Tally) 
     n = max(1, len(latest))
     reviews = sum(v["status"] == "review" for v in latest.values())
     console.print(
-        f"Recognition, on writers the recogniser never saw: {read_right}/{len(latest)} answers read as "
+        f"Recognition, on writers the recogniser never saw: {read_right}/{len(latest)} "
+        "answers read as "
         f"written ({100 * read_right / n:.1f}%); {reviews} sent to a person for review; "
         f"{judged_right}/{judged} automatic marks agree with what the student meant."
     )

@@ -91,4 +91,6 @@ class Rejected:
     nbytes: int = 0
 
 
-Event = PenInfo | PenDown | PenUp | PaperInfo | Dot | Response | UnknownCommand | EventGap | Rejected
+Event = (
+    PenInfo | PenDown | PenUp | PaperInfo | Dot | Response | UnknownCommand | EventGap | Rejected
+)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import struct
 
 from ext.penwire import decode
+
 from firmware_bridge.events import (
     Dot,
     Event,
@@ -135,7 +136,9 @@ class PenConnection:
             events.append(Response(kind, aux, data))
         else:
             events.append(UnknownCommand(kind, data))
-            events.append(Rejected("unknown_command", f"unknown event command 0x{kind:02x}", length))
+            events.append(
+                Rejected("unknown_command", f"unknown event command 0x{kind:02x}", length)
+            )
 
     def _check_counter(self, counter: int, events: list[Event]) -> None:
         if self._expected_counter is not None and counter != self._expected_counter:

@@ -8,6 +8,7 @@ comes back without restarting the gateway.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import selectors
 import time
@@ -46,10 +47,8 @@ class SerialPenLink:
 
     def close(self) -> list[Event]:
         if self.port is not None:
-            try:
+            with contextlib.suppress(serial.SerialException):
                 self.port.close()
-            except serial.SerialException:
-                pass
             self.port = None
         return self.connection.close()
 
@@ -98,9 +97,7 @@ class SerialHub:
 
     def _drop(self, link: SerialPenLink) -> list[Event]:
         if link.port is not None:
-            try:
+            with contextlib.suppress(KeyError, ValueError):
                 self._selector.unregister(link.port.fileno())
-            except (KeyError, ValueError):
-                pass
         link.failed_at = time.monotonic()
         return link.close()

@@ -27,7 +27,9 @@ def load_roster(path: Path | None) -> dict[str, str]:
     try:
         pens = json.loads(Path(path).read_text())["pens"]
     except (OSError, json.JSONDecodeError, KeyError, TypeError) as exc:
-        raise ValueError(f'{path}: a roster is JSON {{"pens": {{pen_id: student_id}}}}: {exc}') from exc
+        raise ValueError(
+            f'{path}: a roster is JSON {{"pens": {{pen_id: student_id}}}}: {exc}'
+        ) from exc
     return {str(k).lower(): str(v) for k, v in pens.items()}
 
 
@@ -35,7 +37,12 @@ def run(settings: GatewaySettings, stop: threading.Event) -> Pipeline:
     templates = TemplateIndex.from_files(settings.templates)
     outbox = Outbox(settings.outbox_path)
     uplink = Uplink(
-        outbox, settings.site_id, settings.gateway_id, settings.mqtt_host, settings.mqtt_port, __version__
+        outbox,
+        settings.site_id,
+        settings.gateway_id,
+        settings.mqtt_host,
+        settings.mqtt_port,
+        __version__,
     )
     pipeline = Pipeline(
         site_id=settings.site_id,
@@ -50,7 +57,11 @@ def run(settings: GatewaySettings, stop: threading.Event) -> Pipeline:
     hub = SerialHub(settings.serial_ports, f"classink {__version__}")
     log.info(
         "gateway %s/%s: %d pen ports, %d templates, outbox depth %d",
-        settings.site_id, settings.gateway_id, len(hub.links), len(templates.templates), outbox.depth(),
+        settings.site_id,
+        settings.gateway_id,
+        len(hub.links),
+        len(templates.templates),
+        outbox.depth(),
     )
     uplink.start()
     try:
@@ -64,10 +75,15 @@ def run(settings: GatewaySettings, stop: threading.Event) -> Pipeline:
         pipeline.flush()
         uplink.stop()
         log.info(
-            "gateway stopped: %d strokes, %d answers (%d for review), %d published, %d acknowledged, "
+            "gateway stopped: %d strokes, %d answers (%d for review), %d published, "
+            "%d acknowledged, "
             "outbox depth %d, rejects %s",
-            pipeline.stats.strokes, pipeline.stats.answers, pipeline.stats.reviews,
-            uplink.stats.published, uplink.stats.acknowledged, outbox.depth(),
+            pipeline.stats.strokes,
+            pipeline.stats.answers,
+            pipeline.stats.reviews,
+            uplink.stats.published,
+            uplink.stats.acknowledged,
+            outbox.depth(),
             dict(pipeline.rejects.counts),
         )
         outbox.close()

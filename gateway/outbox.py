@@ -73,7 +73,8 @@ class Outbox:
     def pending(self, after_seq: int, limit: int) -> list[OutboxRow]:
         with self._lock:
             rows = self._db.execute(
-                "SELECT seq, event_id, topic, payload FROM outbox WHERE seq > ? ORDER BY seq LIMIT ?",
+                "SELECT seq, event_id, topic, payload FROM outbox"
+                " WHERE seq > ? ORDER BY seq LIMIT ?",
                 (after_seq, limit),
             ).fetchall()
         return [OutboxRow(*r) for r in rows]

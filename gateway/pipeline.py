@@ -56,18 +56,33 @@ class Pipeline:
                 self._pen_of_link[link] = event.pen_id
                 self._assemblers[event.pen_id] = StrokeAssembler(event.pen_id)
                 if event.pen_id not in self.roster:
-                    log.warning("pen %s on %s is not on the roster; answers go out unassigned", event.pen_id, link)
-                log.info("pen %s (%s, firmware %s) on %s", event.pen_id, event.device_name, event.firmware_version, link)
+                    log.warning(
+                        "pen %s on %s is not on the roster; answers go out unassigned",
+                        event.pen_id,
+                        link,
+                    )
+                log.info(
+                    "pen %s (%s, firmware %s) on %s",
+                    event.pen_id,
+                    event.device_name,
+                    event.firmware_version,
+                    link,
+                )
                 continue
             if isinstance(event, Rejected):
                 self.rejects.record(event.reason, f"{link}: {event.detail}")
                 continue
             if isinstance(event, EventGap):
-                self.rejects.record("event_gap", f"{link}: expected event {event.expected}, got {event.received}")
+                self.rejects.record(
+                    "event_gap", f"{link}: expected event {event.expected}, got {event.received}"
+                )
                 continue
             pen_id = self._pen_of_link.get(link)
             if pen_id is None:
-                self.rejects.record("before_handshake", f"{link}: {type(event).__name__} before the pen said who it is")
+                self.rejects.record(
+                    "before_handshake",
+                    f"{link}: {type(event).__name__} before the pen said who it is",
+                )
                 continue
             stroke = self._assemblers[pen_id].feed(event)
             if stroke is not None:
@@ -87,21 +102,32 @@ class Pipeline:
         self.stats.strokes += 1
         found = self.templates.page(stroke.address)
         if found is None:
-            self.rejects.record("unknown_page", f"pen {stroke.pen_id} wrote on page {stroke.address}, which no loaded template knows")
+            self.rejects.record(
+                "unknown_page",
+                f"pen {stroke.pen_id} wrote on page {stroke.address}, "
+                "which no loaded template knows",
+            )
             return
         template, page = found
         region = page.locate(*stroke.centroid)
         if region is None:
-            self.rejects.record("outside_regions", f"pen {stroke.pen_id} wrote outside every answer box on {stroke.address}")
+            self.rejects.record(
+                "outside_regions",
+                f"pen {stroke.pen_id} wrote outside every answer box on {stroke.address}",
+            )
             return
         for answer in self._answers.add(stroke, template, region, now):
             self._emit(answer)
 
     def _emit(self, answer: Answer) -> None:
         try:
-            prediction = self.recognizer.predict(answer.region.kind, [s.points[:, :2] for s in answer.strokes])
+            prediction = self.recognizer.predict(
+                answer.region.kind, [s.points[:, :2] for s in answer.strokes]
+            )
         except ValueError as exc:
-            self.rejects.record("unrecognisable", f"{answer.pen_id} {answer.region.question_id}: {exc}")
+            self.rejects.record(
+                "unrecognisable", f"{answer.pen_id} {answer.region.question_id}: {exc}"
+            )
             return
         scored = score(answer.region, prediction.label, prediction.confidence, self.review_below)
         self.stats.answers += 1
@@ -114,7 +140,9 @@ class Pipeline:
                 "site_id": self.site_id,
                 "gateway_id": self.gateway_id,
                 "seq": seq,
-                "created_at": datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+                "created_at": datetime.now(UTC)
+                .isoformat(timespec="milliseconds")
+                .replace("+00:00", "Z"),
                 "exam_id": answer.template.template_id,
                 "page_address": answer.address,
                 "pen_id": answer.pen_id,
@@ -130,7 +158,13 @@ class Pipeline:
                 "points_possible": answer.region.points,
                 "box_mm": list(answer.region.box_mm),
                 "strokes": [
-                    {"t0_ms": s.t0_ms, "points": [[round(x, 2), round(y, 2), int(dt), int(f)] for x, y, dt, f in s.points.tolist()]}
+                    {
+                        "t0_ms": s.t0_ms,
+                        "points": [
+                            [round(x, 2), round(y, 2), int(dt), int(f)]
+                            for x, y, dt, f in s.points.tolist()
+                        ],
+                    }
                     for s in answer.strokes
                 ],
             }

@@ -26,8 +26,12 @@ class GatewaySettings(BaseSettings):
     templates: list[Path] = Field(default_factory=list, description="exam template JSON files")
     roster: Path | None = Field(None, description='JSON file {"pens": {pen_id: student_id}}')
     serial_ports: list[str] = Field(default_factory=list, description="pen serial devices")
-    review_below: float = Field(0.6, ge=0, le=1, description="confidence under which a person reviews")
-    answer_idle_s: float = Field(2.5, gt=0, description="seconds without a stroke that end an answer")
+    review_below: float = Field(
+        0.6, ge=0, le=1, description="confidence under which a person reviews"
+    )
+    answer_idle_s: float = Field(
+        2.5, gt=0, description="seconds without a stroke that end an answer"
+    )
 
     @classmethod
     def settings_customise_sources(

@@ -39,9 +39,13 @@ class StrokeAssembler:
         elif isinstance(event, PaperInfo):
             self._address = event.address
         elif isinstance(event, Dot):
-            self._dots.append((event.x * PEN_UNIT_MM, event.y * PEN_UNIT_MM, event.dt_ms, event.force))
+            self._dots.append(
+                (event.x * PEN_UNIT_MM, event.y * PEN_UNIT_MM, event.dt_ms, event.force)
+            )
         elif isinstance(event, PenUp) and self._dots and self._address is not None:
-            stroke = Stroke(self.pen_id, self._address, self._t0_ms, np.array(self._dots, dtype=np.float64))
+            stroke = Stroke(
+                self.pen_id, self._address, self._t0_ms, np.array(self._dots, dtype=np.float64)
+            )
             self._dots = []
             return stroke
         return None

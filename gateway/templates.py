@@ -40,7 +40,9 @@ class Region(BaseModel):
 
     @field_validator("box_mm")
     @classmethod
-    def _positive_size(cls, box: tuple[float, float, float, float]) -> tuple[float, float, float, float]:
+    def _positive_size(
+        cls, box: tuple[float, float, float, float]
+    ) -> tuple[float, float, float, float]:
         if box[2] <= 0 or box[3] <= 0:
             raise ValueError("width and height must be positive")
         return box
@@ -49,7 +51,9 @@ class Region(BaseModel):
     def _answer_fits_kind(self) -> Region:
         if self.answer not in ANSWERS[self.kind]:
             allowed = ", ".join(sorted(ANSWERS[self.kind]))
-            raise ValueError(f"answer {self.answer!r} is not a {self.kind} answer (one of {allowed})")
+            raise ValueError(
+                f"answer {self.answer!r} is not a {self.kind} answer (one of {allowed})"
+            )
         return self
 
     def grown_contains(self, x: float, y: float, margin: float = REGION_MARGIN_MM) -> bool:
@@ -72,7 +76,9 @@ class Page(BaseModel):
         for r in self.regions:
             x, y, bw, bh = r.box_mm
             if x < 0 or y < 0 or x + bw > w or y + bh > h:
-                raise ValueError(f"box of {r.question_id} {r.box_mm} lies outside the page {self.size_mm}")
+                raise ValueError(
+                    f"box of {r.question_id} {r.box_mm} lies outside the page {self.size_mm}"
+                )
         for i, a in enumerate(self.regions):
             for b in self.regions[i + 1 :]:
                 ax, ay, aw, ah = a.box_mm

@@ -62,7 +62,9 @@ class Uplink:
             client_id=f"classink-gw-{self.site_id}-{self.gateway_id}",
             protocol=mqtt.MQTTv5,
         )
-        self.client.will_set(self._status_topic, self._status("offline", "connection lost", None), 1, True)
+        self.client.will_set(
+            self._status_topic, self._status("offline", "connection lost", None), 1, True
+        )
         self.client.max_inflight_messages_set(64)
         self.client.max_queued_messages_set(0)
         self.client.reconnect_delay_set(min_delay=1, max_delay=30)
@@ -81,12 +83,14 @@ class Uplink:
     def start(self) -> None:
         props = Properties(PacketTypes.CONNECT)
         props.SessionExpiryInterval = SESSION_EXPIRY_S
-        self.client.connect_async(self.host, self.port, keepalive=30, clean_start=False, properties=props)
+        self.client.connect_async(
+            self.host, self.port, keepalive=30, clean_start=False, properties=props
+        )
         self.client.loop_start()
         self._thread.start()
 
     def stop(self, drain_s: float = 5.0) -> None:
-        """Give in-flight messages a moment, say goodbye, and disconnect; the outbox keeps the rest."""
+        """Let in-flight messages land, say goodbye, disconnect; the outbox keeps the rest."""
         deadline = time.monotonic() + drain_s
         while time.monotonic() < deadline and (self._inflight or self.outbox.depth()):
             time.sleep(0.05)
@@ -108,8 +112,12 @@ class Uplink:
             return
         self.stats.connects += 1
         self.stats.connected = True
-        log.info("connected to %s:%s (session present: %s)", self.host, self.port, flags.session_present)
-        client.publish(self._status_topic, self._status("online", "connected", now_rfc3339()), 1, True)
+        log.info(
+            "connected to %s:%s (session present: %s)", self.host, self.port, flags.session_present
+        )
+        client.publish(
+            self._status_topic, self._status("online", "connected", now_rfc3339()), 1, True
+        )
 
     def _on_disconnect(self, client, userdata, flags, reason_code, properties) -> None:
         self.stats.connected = False
@@ -158,7 +166,7 @@ class Uplink:
             if seq is None:
                 continue
             if failed:
-                # The broker refused the message (e.g. not authorised): keep it, say so, retry later.
+                # The broker refused it (e.g. not authorised): keep it, say so, retry later.
                 self.stats.refused += 1
                 log.error("broker refused event seq %d; kept in the outbox for retry", seq)
                 self._refused.append((time.monotonic() + RETRY_REFUSED_AFTER_S, seq))

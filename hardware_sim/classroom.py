@@ -1,4 +1,4 @@
-"""A classroom of simulated pens sitting one paper exam, with the ground truth of what they wrote."""
+"""A classroom of simulated pens sitting one paper exam, and the truth of what they wrote."""
 
 from __future__ import annotations
 
@@ -11,7 +11,11 @@ from pathlib import Path
 from hardware_sim.handwriting import CHOICE_LABELS, Handwriting
 from hardware_sim.pen import PageAddress, ScriptedStroke, SimPen, script_answer
 
-VALUES = {"digit": [str(d) for d in range(10)], "choice": list(CHOICE_LABELS), "mark": ["tick", "cross"]}
+VALUES = {
+    "digit": [str(d) for d in range(10)],
+    "choice": list(CHOICE_LABELS),
+    "mark": ["tick", "cross"],
+}
 MAC_PREFIX = bytes.fromhex("9c7bef")  # a fixed prefix so simulated pens are recognisable in logs
 
 
@@ -54,7 +58,9 @@ class Classroom:
         for i in range(pens):
             rng = random.Random(master.getrandbits(64))
             mac = MAC_PREFIX + i.to_bytes(3, "big")
-            pen = SimPen(mac=mac, time_scale=time_scale, noise_rate=noise_rate, seed=rng.getrandbits(32))
+            pen = SimPen(
+                mac=mac, time_scale=time_scale, noise_rate=noise_rate, seed=rng.getrandbits(32)
+            )
             pen.strokes = self._sit_exam(student_id(i), pen.pen_id, rng, stray_page)
             self.roster[pen.pen_id] = student_id(i)
             self.pens.append(pen)
@@ -70,14 +76,27 @@ class Classroom:
             address = PageAddress(**page["address"])
             for region in page["regions"]:
                 kind, key = region["kind"], region["answer"]
-                intended = key if rng.random() < ability else rng.choice([v for v in VALUES[kind] if v != key])
+                intended = (
+                    key
+                    if rng.random() < ability
+                    else rng.choice([v for v in VALUES[kind] if v != key])
+                )
                 sample = hand.sample(kind, intended)
-                answer_strokes, now = script_answer(sample, tuple(region["box_mm"]), address, now, rng)
+                answer_strokes, now = script_answer(
+                    sample, tuple(region["box_mm"]), address, now, rng
+                )
                 strokes += answer_strokes
                 self.answers.append(
                     WrittenAnswer(
-                        student, pen_id, self.template["template_id"], str(address), region["question_id"],
-                        kind, intended, key, f"{sample.dataset}:{sample.writer}",
+                        student,
+                        pen_id,
+                        self.template["template_id"],
+                        str(address),
+                        region["question_id"],
+                        kind,
+                        intended,
+                        key,
+                        f"{sample.dataset}:{sample.writer}",
                     )
                 )
                 now += rng.uniform(0.8, 2.0)  # reading the next question

@@ -20,9 +20,15 @@ def register(sub: argparse._SubParsersAction) -> None:
     room.add_argument("--pens", type=int, default=30)
     room.add_argument("--template", type=Path, default=SAMPLE_EXAM)
     room.add_argument("--seed", type=int, default=7)
-    room.add_argument("--time-scale", type=float, default=1.0, help=">1 writes faster than real time")
-    room.add_argument("--noise", type=float, default=0.0, help="share of events preceded by line noise")
-    room.add_argument("--out", type=Path, required=True, help="folder for ports.json, roster.json, truth.jsonl")
+    room.add_argument(
+        "--time-scale", type=float, default=1.0, help=">1 writes faster than real time"
+    )
+    room.add_argument(
+        "--noise", type=float, default=0.0, help="share of events preceded by line noise"
+    )
+    room.add_argument(
+        "--out", type=Path, required=True, help="folder for ports.json, roster.json, truth.jsonl"
+    )
     room.set_defaults(handler=_classroom)
 
 

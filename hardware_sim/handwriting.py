@@ -66,7 +66,9 @@ class Handwriting:
 
     def __init__(self, rng: random.Random) -> None:
         self._rng = rng
-        self._writer = {kind: rng.choice(sorted(writers)) for kind, writers in held_out_pool().items()}
+        self._writer = {
+            kind: rng.choice(sorted(writers)) for kind, writers in held_out_pool().items()
+        }
 
     def sample(self, kind: str, value: str) -> Sample:
         pool = held_out_pool()[kind]

@@ -7,7 +7,7 @@ the student's answers in real time: PenDown, PaperInfo, Dots at ~120 per second,
 
 from __future__ import annotations
 
-import logging
+import contextlib
 import os
 import random
 import select
@@ -21,7 +21,6 @@ import numpy as np
 from hardware_sim import pen_wire
 from hardware_sim.handwriting import Sample
 
-log = logging.getLogger(__name__)
 
 PEN_UNIT_MM = 56 / 600 * 25.4  # one Ncode pen unit (pen-wire.md §3.2)
 DOT_RATE_HZ = 120.0
@@ -51,7 +50,9 @@ class ScriptedStroke:
     force: np.ndarray  # (k,)
 
 
-def place_in_box(sample: Sample, box_mm: tuple[float, float, float, float], rng: random.Random) -> list[np.ndarray]:
+def place_in_box(
+    sample: Sample, box_mm: tuple[float, float, float, float], rng: random.Random
+) -> list[np.ndarray]:
     """Scale and move a sample's strokes into an answer box, keeping its aspect ratio."""
     x, y, w, h = box_mm
     points = np.concatenate([s[:, :2] for s in sample.strokes])
@@ -86,7 +87,9 @@ def resample_in_time(stroke_mm: np.ndarray, timed: bool) -> tuple[np.ndarray, fl
     times = np.arange(0.0, duration + 1e-9, 1.0 / DOT_RATE_HZ)
     # Timestamps may repeat in the logs; np.interp needs them strictly increasing.
     keep = np.concatenate([[True], np.diff(t) > 0])
-    out = np.column_stack([np.interp(times, t[keep], xy[keep, 0]), np.interp(times, t[keep], xy[keep, 1])])
+    out = np.column_stack(
+        [np.interp(times, t[keep], xy[keep, 0]), np.interp(times, t[keep], xy[keep, 1])]
+    )
     return out, duration
 
 
@@ -152,10 +155,8 @@ class SimPen:
         if self._thread is not None:
             self._thread.join(timeout=5)
         for fd in (self._master, self._slave):
-            try:
+            with contextlib.suppress(OSError):
                 os.close(fd)
-            except OSError:
-                pass
 
     # -- the pen's life -------------------------------------------------------------------------
 
@@ -202,14 +203,18 @@ class SimPen:
         self._counter = (self._counter + 1) & 0xFF
         return c
 
-    def _send_stroke(self, stroke: ScriptedStroke, time_ms: int, reader: pen_wire.RequestReader) -> None:
+    def _send_stroke(
+        self, stroke: ScriptedStroke, time_ms: int, reader: pen_wire.RequestReader
+    ) -> None:
         p = stroke.page
         self._event(pen_wire.pen_down(self._next(), time_ms))
         self._event(pen_wire.paper_info(self._next(), p.section, p.owner, p.note, p.page))
         start = time.monotonic()
         for i in range(len(stroke.xy_units)):
             x, y = stroke.xy_units[i]
-            self._event(pen_wire.dot(self._next(), int(stroke.dt_ms[i]), int(stroke.force[i]), x, y))
+            self._event(
+                pen_wire.dot(self._next(), int(stroke.dt_ms[i]), int(stroke.force[i]), x, y)
+            )
             self._sleep_until(start + (i + 1) / DOT_RATE_HZ / self.time_scale, reader)
         end_ms = time_ms + int(stroke.dt_ms.sum())
         self._event(pen_wire.pen_up(self._next(), end_ms, len(stroke.xy_units)))
@@ -224,7 +229,10 @@ class SimPen:
         """Line noise or a damaged frame; never a byte that could merge with the next good frame."""
         kind = self._rng.randrange(3)
         if kind == 0:  # stray bytes between frames
-            return bytes(self._rng.choice([b for b in range(256) if b != pen_wire.FRAME_START]) for _ in range(5))
+            return bytes(
+                self._rng.choice([b for b in range(256) if b != pen_wire.FRAME_START])
+                for _ in range(5)
+            )
         if kind == 1:  # a frame whose length field lies
             return bytes((0xC0, pen_wire.DOT, 0x20, 0x00, 1, 2, 3, 0xC1))
         return bytes((0xC0, pen_wire.DOT, 0x7D, 0x11, 0xC1))  # an illegal escape

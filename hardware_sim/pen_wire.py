@@ -42,7 +42,9 @@ def pen_down(counter: int, time_ms: int, tip: int = 0, colour: int = 0xFF000000)
 
 def pen_up(counter: int, time_ms: int, dots: int) -> bytes:
     # The image counters report camera frames; a simulated camera decodes every frame it takes.
-    return event(PEN_UP, struct.pack("<BQHHHHH", counter & 0xFF, time_ms, dots, dots, dots, dots, dots))
+    return event(
+        PEN_UP, struct.pack("<BQHHHHH", counter & 0xFF, time_ms, dots, dots, dots, dots, dots)
+    )
 
 
 def paper_info(counter: int, section: int, owner: int, note: int, page: int) -> bytes:
@@ -50,13 +52,25 @@ def paper_info(counter: int, section: int, owner: int, note: int, page: int) -> 
     return event(PAPER_INFO, struct.pack("<BIII", counter & 0xFF, owner_section, note, page))
 
 
-def dot(counter: int, dt_ms: int, force: int, x: float, y: float, tilt: tuple[int, int] = (60, 60)) -> bytes:
+def dot(
+    counter: int, dt_ms: int, force: int, x: float, y: float, tilt: tuple[int, int] = (60, 60)
+) -> bytes:
     xi, yi = int(x), int(y)
     fx, fy = min(99, round((x - xi) * 100)), min(99, round((y - yi) * 100))
     return event(
         DOT,
         struct.pack(
-            "<BBHHHBBBBH", counter & 0xFF, min(dt_ms, 255), force, xi, yi, fx, fy, tilt[0], tilt[1], 0
+            "<BBHHHBBBBH",
+            counter & 0xFF,
+            min(dt_ms, 255),
+            force,
+            xi,
+            yi,
+            fx,
+            fy,
+            tilt[0],
+            tilt[1],
+            0,
         ),
     )
 

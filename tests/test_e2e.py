@@ -32,7 +32,12 @@ def publish_raw(port: int, topic: str, payload: bytes) -> None:
 def finished_run(tmp_path_factory):
     work = tmp_path_factory.mktemp("classroom")
     run = ClassroomRun(
-        work, SAMPLE_EXAM, pens=PENS, seed=11, time_scale=4.0, noise=0.01,
+        work,
+        SAMPLE_EXAM,
+        pens=PENS,
+        seed=11,
+        time_scale=4.0,
+        noise=0.01,
         stray_page=PageAddress(3, 27, 9999, 1),
     )
     with run.running():
@@ -47,7 +52,12 @@ def finished_run(tmp_path_factory):
 def test_every_written_answer_is_stored_exactly_once(finished_run):
     run, tally = finished_run
     assert tally.written == PENS * 12
-    assert (tally.received, tally.lost, tally.duplicated, tally.unexpected) == (tally.written, 0, 0, 0)
+    assert (tally.received, tally.lost, tally.duplicated, tally.unexpected) == (
+        tally.written,
+        0,
+        0,
+        0,
+    )
 
 
 def test_stored_rows_match_the_ground_truth_row_by_row(finished_run):
@@ -69,7 +79,7 @@ def test_recognition_on_unseen_writers_is_reported_honestly(finished_run):
     run, _ = finished_run
     stored = {answer_key(s): s for s in stored_events(run.database_url, run.exam_id)}
     agree = sum(stored[answer_key(t)]["label"] == t["intended"] for t in run.truth)
-    # Far above chance (10 digit classes, 4 letters, 2 marks); the recogniser's own tests own accuracy.
+    # Far above chance (10 digits, 4 letters, 2 marks); accuracy itself is tested by the recogniser.
     assert agree / len(run.truth) > 0.6
 
 

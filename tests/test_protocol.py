@@ -40,13 +40,20 @@ def test_a_stroke_decodes_to_ordered_events_with_positions():
     assert kinds(events) == ["PenDown", "PaperInfo", "Dot", "Dot", "PenUp"]
     assert events[1] == PaperInfo(3, 27, 1001, 1) and events[1].address == "3.27.1001.1"
     assert (events[2].x, events[2].y, events[2].force, events[2].dt_ms) == (10.5, 20.25, 400, 8)
-    assert events[0].timestamp_ms == 1_700_000_000_000 and events[4].timestamp_ms == 1_700_000_000_016
+    assert (
+        events[0].timestamp_ms == 1_700_000_000_000 and events[4].timestamp_ms == 1_700_000_000_016
+    )
 
 
 def test_bytes_that_need_escaping_survive():
     # x = 0xC0 + 0x7D * 256 puts both special bytes into the Dot body.
     x = 0x7DC0 + 0.5
-    [_, _, dot, _] = decode_stream(w.pen_down(0, 5) + w.paper_info(1, 0xC1, 0x7D, 0xC0, 0x7D) + w.dot(2, 8, 1, x, 1.0) + w.pen_up(3, 6, 1))[:4]
+    [_, _, dot, _] = decode_stream(
+        w.pen_down(0, 5)
+        + w.paper_info(1, 0xC1, 0x7D, 0xC0, 0x7D)
+        + w.dot(2, 8, 1, x, 1.0)
+        + w.pen_up(3, 6, 1)
+    )[:4]
     assert isinstance(dot, Dot) and dot.x == x
 
 
@@ -61,8 +68,20 @@ def test_page_change_inside_a_stroke_splits_it():
     data = w.pen_down(0, 1) + w.paper_info(1, 3, 27, 1001, 1) + w.dot(2, 8, 1, 1, 1)
     data += w.paper_info(3, 3, 27, 1001, 2) + w.dot(4, 8, 1, 2, 2) + w.pen_up(5, 9, 2)
     events = decode_stream(data)
-    assert kinds(events) == ["PenDown", "PaperInfo", "Dot", "Rejected", "PenUp", "PenDown", "PaperInfo", "Dot", "PenUp"]
-    assert events[3].reason == "page_change_in_stroke" and events[4].synthetic and events[5].synthetic
+    assert kinds(events) == [
+        "PenDown",
+        "PaperInfo",
+        "Dot",
+        "Rejected",
+        "PenUp",
+        "PenDown",
+        "PaperInfo",
+        "Dot",
+        "PenUp",
+    ]
+    assert (
+        events[3].reason == "page_change_in_stroke" and events[4].synthetic and events[5].synthetic
+    )
 
 
 def test_dot_without_page_is_never_emitted():
@@ -78,7 +97,9 @@ def test_lost_events_are_reported_as_a_gap():
 
 def test_link_loss_closes_the_open_stroke():
     conn = PenConnection()
-    conn.receive_data(w.pen_down(0, 1) + w.paper_info(1, 3, 27, 1001, 1) + w.dot(2, 8, 1, 1, 1) + b"\xc0\x6c\x0e")
+    conn.receive_data(
+        w.pen_down(0, 1) + w.paper_info(1, 3, 27, 1001, 1) + w.dot(2, 8, 1, 1, 1) + b"\xc0\x6c\x0e"
+    )
     closing = conn.close()
     assert [type(e) for e in closing] == [Rejected, PenUp]
     assert closing[0].reason == "truncated" and closing[1].synthetic
@@ -96,7 +117,13 @@ def test_link_loss_closes_the_open_stroke():
 def test_corrupt_frames_are_rejected_and_good_ones_kept(noise, reason):
     events = decode_stream(stroke(0) + noise + stroke(5))
     assert [e.reason for e in events if isinstance(e, Rejected)] == [reason]
-    assert kinds([e for e in events if not isinstance(e, Rejected)]) == 2 * ["PenDown", "PaperInfo", "Dot", "Dot", "PenUp"]
+    assert kinds([e for e in events if not isinstance(e, Rejected)]) == 2 * [
+        "PenDown",
+        "PaperInfo",
+        "Dot",
+        "Dot",
+        "PenUp",
+    ]
 
 
 @settings(max_examples=200, deadline=None)

@@ -37,8 +37,16 @@ def test_sample_exam_loads_and_locates_boxes(sample):
     [
         (lambda d: d["pages"][0]["regions"][0].update(answer="12"), "is not a digit answer"),
         (lambda d: d["pages"][0]["regions"][6].update(answer="E"), "is not a choice answer"),
-        (lambda d: d["pages"][0]["regions"][1].update(box_mm=d["pages"][0]["regions"][0]["box_mm"]), "overlap"),
-        (lambda d: d["pages"][0]["regions"][0].update(box_mm=[200, 10, 20, 20]), "outside the page"),
+        (
+            lambda d: d["pages"][0]["regions"][1].update(
+                box_mm=d["pages"][0]["regions"][0]["box_mm"]
+            ),
+            "overlap",
+        ),
+        (
+            lambda d: d["pages"][0]["regions"][0].update(box_mm=[200, 10, 20, 20]),
+            "outside the page",
+        ),
         (lambda d: d["pages"][0]["regions"][1].update(question_id="q1"), "appears twice"),
         (lambda d: d.update(schema="v0"), "schema"),
         (lambda d: d["pages"][0]["address"].update(section=300), "section"),

@@ -34,8 +34,12 @@ class Subscriber:
         self.ids: list[str] = []
         self.status: list[dict] = []
         self._lock = threading.Lock()
-        self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="test-sub", protocol=mqtt.MQTTv5)
-        self.client.on_connect = lambda c, *a: c.subscribe([(topic(SITE, GW, "answers"), 1), (topic(SITE, GW, "status"), 1)])
+        self.client = mqtt.Client(
+            mqtt.CallbackAPIVersion.VERSION2, client_id="test-sub", protocol=mqtt.MQTTv5
+        )
+        self.client.on_connect = lambda c, *a: c.subscribe(
+            [(topic(SITE, GW, "answers"), 1), (topic(SITE, GW, "status"), 1)]
+        )
         self.client.on_message = self._on_message
         self.client.reconnect_delay_set(0.2, 1)
         props = Properties(PacketTypes.CONNECT)
@@ -44,11 +48,12 @@ class Subscriber:
         self.client.loop_start()
 
     def _on_message(self, client, userdata, msg) -> None:
+        body = json.loads(msg.payload)
         with self._lock:
-            body = json.loads(msg.payload)
-            (self.status if msg.topic.endswith("/status") else self.ids).append(body.get("event_id"))
             if msg.topic.endswith("/status"):
-                self.status[-1] = body
+                self.status.append(body)
+            else:
+                self.ids.append(body["event_id"])
 
     def close(self) -> None:
         self.client.disconnect()
@@ -57,7 +62,9 @@ class Subscriber:
 
 def add_events(outbox: Outbox, n: int) -> list[str]:
     return [
-        outbox.append(topic(SITE, GW, "answers"), lambda seq, eid: {"event_id": eid, "seq": seq}).event_id
+        outbox.append(
+            topic(SITE, GW, "answers"), lambda seq, eid: {"event_id": eid, "seq": seq}
+        ).event_id
         for _ in range(n)
     ]
 
