@@ -21,7 +21,6 @@ import numpy as np
 from hardware_sim import pen_wire
 from hardware_sim.handwriting import Sample
 
-
 PEN_UNIT_MM = 56 / 600 * 25.4  # one Ncode pen unit (pen-wire.md §3.2)
 DOT_RATE_HZ = 120.0
 UNTIMED_SPEED_MM_S = 40.0  # typical children's writing speed, for sources without timestamps
