@@ -1,0 +1,124 @@
+"""Recognise one handwritten answer with the shipped models, in numpy only.
+
+The gateway does not install scikit-learn: training exports each field's model as plain arrays
+(standardisation, weights, bias, calibrated temperature, labels) in `models/<field>.npz`, and this
+module is all that is needed to use them.
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from gateway.scoring.features import FEATURE_SIZE, StrokesLike, features
+
+MODELS_DIR = Path(__file__).resolve().parent / "models"
+FIELDS = ("digit", "choice", "mark")
+
+
+@dataclass(frozen=True)
+class Prediction:
+    label: str
+    confidence: float
+
+
+@dataclass(frozen=True)
+class FieldModel:
+    """A calibrated linear softmax classifier over standardised features."""
+
+    labels: tuple[str, ...]
+    mean: np.ndarray
+    scale: np.ndarray
+    weights: np.ndarray
+    bias: np.ndarray
+    temperature: float
+
+    @classmethod
+    def load(cls, path: Path) -> FieldModel:
+        with np.load(path, allow_pickle=False) as z:
+            model = cls(
+                labels=tuple(str(label) for label in z["labels"]),
+                mean=z["mean"].astype(np.float64),
+                scale=z["scale"].astype(np.float64),
+                weights=z["weights"].astype(np.float64),
+                bias=z["bias"].astype(np.float64),
+                temperature=float(z["temperature"]),
+            )
+        if model.mean.shape != (FEATURE_SIZE,) or model.weights.shape != (
+            FEATURE_SIZE,
+            len(model.labels),
+        ):
+            raise ValueError(
+                f"{path} was trained on other features (weights {model.weights.shape}, expected "
+                f"({FEATURE_SIZE}, {len(model.labels)})): run `classink scoring train` again"
+            )
+        return model
+
+    def save(self, path: Path) -> None:
+        # float32 halves the file size; the evaluation runs on these saved weights, not on the
+        # float64 originals, so the reported figures are those of the shipped model.
+        np.savez_compressed(
+            path,
+            labels=np.array(self.labels),
+            mean=self.mean.astype(np.float32),
+            scale=self.scale.astype(np.float32),
+            weights=self.weights.astype(np.float32),
+            bias=self.bias.astype(np.float32),
+            temperature=np.float64(self.temperature),
+        )
+
+    def logits(self, x: np.ndarray) -> np.ndarray:
+        """Uncalibrated scores for feature rows x (n, FEATURE_SIZE) -> (n, classes)."""
+        return ((x - self.mean) / self.scale) @ self.weights + self.bias
+
+    def probabilities(self, x: np.ndarray) -> np.ndarray:
+        return softmax(self.logits(x) / self.temperature)
+
+
+def softmax(z: np.ndarray) -> np.ndarray:
+    z = z - z.max(axis=-1, keepdims=True)
+    e = np.exp(z)
+    return e / e.sum(axis=-1, keepdims=True)
+
+
+class Recognizer:
+    """All fields' models; `Recognizer.load()` reads them once per process and reuses them."""
+
+    def __init__(self, models: dict[str, FieldModel]) -> None:
+        self.models = models
+
+    @classmethod
+    def load(cls, directory: Path | str | None = None) -> Recognizer:
+        """The models in `directory` (default: the shipped ones), read once per process."""
+        return _load_cached(Path(directory).resolve() if directory else MODELS_DIR)
+
+    @classmethod
+    def read(cls, directory: Path) -> Recognizer:
+        """The models as they are on disk now, bypassing the cache (e.g. right after training)."""
+        models = {}
+        for field in FIELDS:
+            path = directory / f"{field}.npz"
+            if not path.is_file():
+                raise FileNotFoundError(f"no model at {path}: run `classink scoring train` first")
+            models[field] = FieldModel.load(path)
+        return cls(models)
+
+    def predict(self, field: str, strokes: StrokesLike) -> Prediction:
+        """Best label and its calibrated probability.
+
+        Raises ValueError for an unknown field or unusable strokes (none, empty, NaN, not numeric).
+        """
+        model = self.models.get(field)
+        if model is None:
+            raise ValueError(f"unknown field {field!r}: expected one of {sorted(self.models)}")
+        p = model.probabilities(features(strokes)[None, :])[0]
+        best = int(np.argmax(p))
+        return Prediction(label=model.labels[best], confidence=float(p[best]))
+
+
+@functools.lru_cache(maxsize=4)
+def _load_cached(directory: Path) -> Recognizer:
+    return Recognizer.read(directory)

@@ -1,0 +1,449 @@
+"""Train the answer recognisers and measure them on writers that training never saw.
+
+    python -m gateway.scoring.train [--out DIR] [--data DIR]      (or: classink scoring train)
+
+For each field (digit, choice, mark) this
+1. reads the training writers' samples (those for which `is_eval_writer` is False) from the shared
+   data sets the terms allow training on: pendigits (train file), UJIpenchars v1, $1 and $N;
+2. adds randomly distorted copies of them (seeded), because some classes have only a few dozen
+   real samples;
+3. fits a logistic regression on standardised features (scikit-learn, training only) and exports
+   it as numpy arrays;
+4. calibrates its confidence with one temperature fitted on out-of-fold predictions of a grouped
+   cross-validation over the training writers (each writer's samples stay in one fold);
+5. evaluates the exported model on the held-out writers only, including UNIPEN, which is used for
+   evaluation and never for training (its terms).
+Everything is seeded and the folds depend only on writer ids, so the figures are reproducible.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import numpy as np
+from scipy.optimize import minimize_scalar
+
+from classink.shared_data import is_eval_writer, read_jsonl
+from gateway.scoring.cli import add_train_arguments
+from gateway.scoring.features import as_strokes, features
+from gateway.scoring.recognizer import FIELDS, MODELS_DIR, FieldModel, Recognizer, softmax
+
+SEED = 20250101
+FOLDS = 5
+REVIEW_THRESHOLD = 0.6
+ECE_BINS = 10
+# The temperature may soften or sharpen the model, but only within reason: when the out-of-fold
+# predictions are all right (tick vs cross is), the likelihood keeps rewarding sharper
+# probabilities, which would claim more certainty than a few hundred samples can show.
+TEMPERATURE_BOUNDS = (0.5, 5.0)
+LATENCY_SAMPLES = 300
+
+DIGITS = {d: d for d in "0123456789"}
+LETTERS = {c: c for c in "ABCD"}
+
+
+@dataclass(frozen=True)
+class Source:
+    """One shared file, which of its labels a field uses, and what they mean for that field."""
+
+    file: str
+    labels: dict[str, str]
+    # UNIPEN is evaluation-only and reported apart: it is a different population of writers and
+    # devices, the best available stand-in for unseen classrooms.
+    extra: bool = False
+
+    @property
+    def name(self) -> str:
+        return self.file.removesuffix(".jsonl.gz")
+
+
+@dataclass(frozen=True)
+class FieldSpec:
+    labels: tuple[str, ...]
+    train: tuple[Source, ...]
+    eval: tuple[Source, ...]
+    # Distorted copies per training sample (at least 1); choice has 16 real samples per letter,
+    # digit about 780 per digit.
+    copies: int
+    # Inverse L2 strength of the logistic regression.
+    c: float
+
+
+SPECS: dict[str, FieldSpec] = {
+    "digit": FieldSpec(
+        labels=tuple(DIGITS),
+        train=(
+            Source("pendigits_train.jsonl.gz", DIGITS),
+            Source("ujipenchars_v1.jsonl.gz", DIGITS),
+        ),
+        eval=(
+            Source("pendigits_test.jsonl.gz", DIGITS),
+            Source("ujipenchars_v1.jsonl.gz", DIGITS),
+            Source("unipen_1a_digits.jsonl.gz", DIGITS, extra=True),
+        ),
+        copies=2,
+        c=0.1,
+    ),
+    "choice": FieldSpec(
+        labels=tuple(LETTERS),
+        train=(Source("ujipenchars_v1.jsonl.gz", LETTERS),),
+        eval=(
+            Source("ujipenchars_v1.jsonl.gz", LETTERS),
+            Source("unipen_1b_upper.jsonl.gz", LETTERS, extra=True),
+        ),
+        copies=30,
+        c=0.1,
+    ),
+    "mark": FieldSpec(
+        labels=("tick", "cross"),
+        train=(
+            Source("dollar1_gestures.jsonl.gz", {"check": "tick", "x": "cross"}),
+            Source("ndollar_mmg.jsonl.gz", {"X": "cross"}),
+        ),
+        eval=(
+            Source("dollar1_gestures.jsonl.gz", {"check": "tick", "x": "cross"}),
+            Source("ndollar_mmg.jsonl.gz", {"X": "cross"}),
+        ),
+        copies=3,
+        c=0.1,
+    ),
+}
+
+
+@dataclass(frozen=True)
+class Sample:
+    strokes: list[np.ndarray]
+    label: str
+    dataset: str
+    writer: str
+
+    @property
+    def group(self) -> str:
+        return f"{self.dataset}:{self.writer}"
+
+
+class SharedFiles:
+    """Reads each shared file once per run; rows are kept only for the labels some field uses."""
+
+    def __init__(self) -> None:
+        self._rows: dict[str, list[dict]] = {}
+
+    def samples(self, source: Source, held_out: bool) -> list[Sample]:
+        if source.file not in self._rows:
+            wanted = {
+                label
+                for spec in SPECS.values()
+                for s in spec.train + spec.eval
+                if s.file == source.file
+                for label in s.labels
+            }
+            self._rows[source.file] = [
+                row for row in read_jsonl(f"handwriting/{source.file}") if row["label"] in wanted
+            ]
+        return [
+            Sample(
+                as_strokes(row["strokes"]), source.labels[row["label"]], row["set"], row["writer"]
+            )
+            for row in self._rows[source.file]
+            if row["label"] in source.labels
+            and is_eval_writer(row["set"], row["writer"]) == held_out
+        ]
+
+
+def augment(strokes: list[np.ndarray], rng: np.random.Generator) -> list[np.ndarray]:
+    """A plausible other writing of the same answer: small rotation, slant, stretch and jitter.
+
+    Strokes of a multi-stroke answer also move a little relative to each other, as a crossbar
+    does between writers.
+    """
+    points = np.concatenate(strokes)
+    centre = (points.min(axis=0) + points.max(axis=0)) / 2
+    size = max(float(np.ptp(points, axis=0).max()), 1e-9)
+    angle = rng.uniform(-0.15, 0.15)
+    slant = rng.uniform(-0.3, 0.3)
+    stretch = np.exp(rng.uniform(-0.15, 0.15, size=2))
+    rotation = np.array([[np.cos(angle), -np.sin(angle)], [np.sin(angle), np.cos(angle)]])
+    transform = rotation @ np.array([[1.0, slant], [0.0, 1.0]]) @ np.diag(stretch)
+    out = []
+    for stroke in strokes:
+        shift = rng.normal(0.0, 0.03, size=2) * size if len(strokes) > 1 else 0.0
+        jitter = rng.normal(0.0, 0.008, size=stroke.shape) * size
+        out.append((stroke - centre) @ transform.T + shift + jitter)
+    return out
+
+
+def feature_matrix(answers: list[list[np.ndarray]]) -> np.ndarray:
+    return np.array([features(strokes) for strokes in answers])
+
+
+def fit_linear(x: np.ndarray, y: np.ndarray, labels: tuple[str, ...], c: float) -> FieldModel:
+    """Logistic regression on standardised features, exported as arrays (temperature 1)."""
+    from sklearn.linear_model import LogisticRegression
+
+    mean = x.mean(axis=0)
+    scale = x.std(axis=0)
+    # Constant features (a grid cell no stroke reaches) carry no information; avoid dividing by 0.
+    scale[scale < 1e-9] = 1.0
+    clf = LogisticRegression(C=c, max_iter=5000)
+    clf.fit((x - mean) / scale, y)
+    if len(labels) == 2:
+        # Binary logistic regression has one score for class 1; as two logits [0, z] the softmax
+        # gives the same probabilities and inference stays one code path.
+        weights = np.stack([np.zeros(x.shape[1]), clf.coef_[0]], axis=1)
+        bias = np.array([0.0, clf.intercept_[0]])
+    else:
+        order = [list(clf.classes_).index(i) for i in range(len(labels))]
+        weights = clf.coef_[order].T
+        bias = clf.intercept_[order]
+    return FieldModel(labels, mean, scale, weights, bias, temperature=1.0)
+
+
+def fit_temperature(logits: np.ndarray, y: np.ndarray) -> float:
+    """The temperature minimising the negative log-likelihood of out-of-fold predictions."""
+
+    def nll(log_t: float) -> float:
+        z = logits / np.exp(log_t)
+        z = z - z.max(axis=1, keepdims=True)
+        return float(np.mean(np.log(np.exp(z).sum(axis=1)) - z[np.arange(len(y)), y]))
+
+    lo, hi = np.log(TEMPERATURE_BOUNDS)
+    result = minimize_scalar(nll, bounds=(lo, hi), method="bounded", options={"xatol": 1e-6})
+    return float(np.exp(result.x))
+
+
+def calibration_metrics(p: np.ndarray, y: np.ndarray) -> dict:
+    """Accuracy, expected calibration error, and what a confidence threshold for review does."""
+    pred = p.argmax(axis=1)
+    conf = p.max(axis=1)
+    correct = pred == y
+    bins = np.minimum((conf * ECE_BINS).astype(int), ECE_BINS - 1)
+    ece = sum(
+        abs(correct[bins == b].mean() - conf[bins == b].mean()) * (bins == b).mean()
+        for b in range(ECE_BINS)
+        if (bins == b).any()
+    )
+    auto = conf >= REVIEW_THRESHOLD
+    return {
+        "n": int(len(y)),
+        "accuracy": round(float(correct.mean()), 4),
+        "ece": round(float(ece), 4),
+        "review": {
+            "threshold": REVIEW_THRESHOLD,
+            # Share of answers scored automatically, how often those are right, and how many of
+            # all answers end up wrongly scored without a human looking.
+            "coverage": round(float(auto.mean()), 4),
+            "accuracy_of_accepted": round(float(correct[auto].mean()), 4) if auto.any() else None,
+            "wrong_and_accepted": round(float((auto & ~correct).mean()), 4),
+        },
+    }
+
+
+def writer_folds(groups: list[str]) -> dict[str, int]:
+    """Assign whole writers to folds, in an order fixed by the seed and the writer ids alone."""
+    unique = sorted(set(groups))
+    np.random.default_rng(SEED).shuffle(unique)
+    return {g: i % FOLDS for i, g in enumerate(unique)}
+
+
+def train_field(field: str, files: SharedFiles, out: Path, log: Callable[[str], None]) -> dict:
+    """Fit, calibrate and save one field's model; returns its training figures."""
+    spec = SPECS[field]
+    index = {label: i for i, label in enumerate(spec.labels)}
+    train = [s for src in spec.train for s in files.samples(src, held_out=False)]
+    y = np.array([index[s.label] for s in train])
+    log(f"{field}: {len(train)} training samples from {len({s.group for s in train})} writers")
+
+    rng = np.random.default_rng([SEED, FIELDS.index(field)])
+    x = feature_matrix([s.strokes for s in train])
+    # Copy k of sample i sits at row k * len(train) + i, so a fold selects copies by source row.
+    x_aug = np.concatenate(
+        [feature_matrix([augment(s.strokes, rng) for s in train]) for _ in range(spec.copies)]
+    )
+    y_aug = np.tile(y, spec.copies)
+    log(f"{field}: {len(x_aug)} distorted copies added")
+
+    folds = writer_folds([s.group for s in train])
+    fold = np.array([folds[s.group] for s in train])
+    fold_aug = np.tile(fold, spec.copies)
+    oof = np.zeros((len(train), len(spec.labels)))
+    for k in range(FOLDS):
+        held = fold == k
+        model = fit_linear(
+            np.concatenate([x[~held], x_aug[fold_aug != k]]),
+            np.concatenate([y[~held], y_aug[fold_aug != k]]),
+            spec.labels,
+            spec.c,
+        )
+        oof[held] = model.logits(x[held])
+        log(f"{field}: fold {k + 1}/{FOLDS} done")
+    temperature = fit_temperature(oof, y)
+    log(f"{field}: temperature {temperature:.3f}")
+
+    final = fit_linear(np.concatenate([x, x_aug]), np.concatenate([y, y_aug]), spec.labels, spec.c)
+    replace(final, temperature=temperature).save(out / f"{field}.npz")
+
+    writers: dict[str, set[str]] = {}
+    for s in train:
+        writers.setdefault(s.dataset, set()).add(s.writer)
+    return {
+        "labels": list(spec.labels),
+        "train_sets": [src.name for src in spec.train],
+        "train_samples": len(train),
+        "train_writer_count": sum(len(w) for w in writers.values()),
+        "train_writers": {dataset: sorted(w) for dataset, w in writers.items()},
+        "augmented_copies_per_sample": spec.copies,
+        "logistic_regression_c": spec.c,
+        "temperature": round(temperature, 4),
+        "cross_validation": {
+            "folds": FOLDS,
+            "before_temperature": calibration_metrics(softmax(oof), y),
+            "after_temperature": calibration_metrics(softmax(oof / temperature), y),
+        },
+    }
+
+
+def evaluate_field(field: str, files: SharedFiles, out: Path, log: Callable[[str], None]) -> dict:
+    """Figures of the saved model (as shipped, float32) on held-out writers only."""
+    spec = SPECS[field]
+    index = {label: i for i, label in enumerate(spec.labels)}
+    model = FieldModel.load(out / f"{field}.npz")
+    per_set: dict[str, dict] = {}
+    writers: dict[str, list[str]] = {}
+    primary_p, primary_y = [], []
+    for src in spec.eval:
+        samples = files.samples(src, held_out=True)
+        y = np.array([index[s.label] for s in samples])
+        p = model.probabilities(feature_matrix([s.strokes for s in samples]))
+        writers[src.name] = sorted({s.writer for s in samples})
+        per_set[src.name] = {
+            **calibration_metrics(p, y),
+            "writers": len(writers[src.name]),
+            "extra": src.extra,
+        }
+        if not src.extra:
+            primary_p.append(p)
+            primary_y.append(y)
+        log(f"{field}: {src.name}: accuracy {per_set[src.name]['accuracy']} on {len(y)} samples")
+    return {
+        # Pooled over the held-out writers of the sets the terms let us train on; UNIPEN apart.
+        "eval": calibration_metrics(np.concatenate(primary_p), np.concatenate(primary_y)),
+        "eval_sets": per_set,
+        "eval_writers": writers,
+    }
+
+
+def measure_latency(out: Path, files: SharedFiles) -> dict:
+    """Milliseconds per single-answer `predict` call (features + model), as the gateway calls it."""
+    recognizer = Recognizer.read(out)
+    samples = files.samples(SPECS["digit"].eval[0], held_out=True)[:LATENCY_SAMPLES]
+    times = []
+    for s in samples:
+        start = time.perf_counter()
+        recognizer.predict("digit", s.strokes)
+        times.append((time.perf_counter() - start) * 1e3)
+    return {
+        "median_ms": round(float(np.median(times)), 3),
+        "p99_ms": round(float(np.percentile(times, 99)), 3),
+        "samples": len(times),
+        "machine": platform.machine(),
+        "processor": platform.processor() or platform.machine(),
+    }
+
+
+def train(
+    out: Path = MODELS_DIR,
+    command: str = "classink scoring train",
+    log: Callable[[str], None] | None = None,
+) -> dict:
+    """Train every field into `out` and write `report.json`; returns the report."""
+    started = time.perf_counter()
+    log = log or (
+        lambda message: print(
+            f"[{time.perf_counter() - started:5.1f} s] {message}", file=sys.stderr, flush=True
+        )
+    )
+    out.mkdir(parents=True, exist_ok=True)
+    files = SharedFiles()
+    import sklearn
+    from threadpoolctl import threadpool_limits
+
+    fields = {}
+    # One BLAS thread: faster for these small matrices than threads competing for 2 cores, and
+    # the floating-point sums then do not depend on how many cores the machine has.
+    with threadpool_limits(limits=1):
+        for field in FIELDS:
+            fields[field] = {
+                **train_field(field, files, out, log),
+                **evaluate_field(field, files, out, log),
+            }
+
+    report = {
+        "command": command,
+        "seed": SEED,
+        "terms": "trained on pendigits (train file), UJIpenchars v1, $1 and $N only; "
+        "UNIPEN is evaluation-only; train and eval writers split by classink.shared_data",
+        "versions": {
+            "python": platform.python_version(),
+            "numpy": np.__version__,
+            "scikit-learn": sklearn.__version__,
+        },
+        "fields": fields,
+        "latency": measure_latency(out, files),
+        "training_seconds": round(time.perf_counter() - started, 1),
+    }
+    (out / "report.json").write_text(json.dumps(report, indent=1) + "\n", encoding="utf-8")
+    log(f"wrote models and report.json to {out} in {report['training_seconds']} s")
+    return report
+
+
+def summary_line(report: dict) -> str:
+    """The per-field writer-independent figures, as one JSON object."""
+    return json.dumps(
+        {
+            field: {
+                "accuracy": r["eval"]["accuracy"],
+                "ece": r["eval"]["ece"],
+                "n": r["eval"]["n"],
+                f"coverage_at_{REVIEW_THRESHOLD}": r["eval"]["review"]["coverage"],
+                "accuracy_of_accepted": r["eval"]["review"]["accuracy_of_accepted"],
+                **{
+                    f"{name}_accuracy": m["accuracy"]
+                    for name, m in r["eval_sets"].items()
+                    if m["extra"]
+                },
+            }
+            for field, r in report["fields"].items()
+        }
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.data is not None:
+        # The one documented way to point classink.shared_data elsewhere, for this process.
+        os.environ["CLASSINK_SHARED_DATA"] = str(args.data)
+    command = "classink scoring train"
+    if args.out is not None:
+        command += f" --out {args.out}"
+    if args.data is not None:
+        command += f" --data {args.data}"
+    report = train(args.out or MODELS_DIR, command)
+    print(summary_line(report), flush=True)
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m gateway.scoring.train", description=__doc__)
+    add_train_arguments(parser)
+    return run(parser.parse_args(argv))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
