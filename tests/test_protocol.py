@@ -20,6 +20,16 @@ def stroke(counter: int, page=(3, 27, 1001, 1), dots=((10.5, 20.25), (10.75, 20.
     return out + w.pen_up(counter + 2 + len(dots), 1_700_000_000_016, len(dots))
 
 
+def in_chunks(data: bytes, cuts: list[int]) -> list:
+    """Feed data split at the given chunk sizes, then close the link."""
+    conn = PenConnection()
+    events, i = [], 0
+    for n in cuts:
+        events += conn.receive_data(data[i : i + n])
+        i += n
+    return events + conn.receive_data(data[i:]) + conn.close()
+
+
 def kinds(events) -> list[str]:
     return [type(e).__name__ for e in events]
 
@@ -129,12 +139,7 @@ def test_corrupt_frames_are_rejected_and_good_ones_kept(noise, reason):
 @settings(max_examples=200, deadline=None)
 @given(st.binary(max_size=400), st.lists(st.integers(1, 64), max_size=20))
 def test_any_bytes_in_any_chunks_never_crash_and_keep_stroke_order(data, cuts):
-    conn = PenConnection()
-    events, i = [], 0
-    for n in cuts:
-        events += conn.receive_data(data[i : i + n])
-        i += n
-    events += conn.receive_data(data[i:]) + conn.close()
+    events = in_chunks(data, cuts)
     open_stroke = False
     for e in events:
         if isinstance(e, PenDown):
@@ -153,10 +158,5 @@ def test_any_bytes_in_any_chunks_never_crash_and_keep_stroke_order(data, cuts):
 def test_chunking_does_not_change_a_clean_stream(cuts):
     data = w.version_response("p", "1", MAC) + stroke(0) + stroke(5) + stroke(10)
     whole = decode_stream(data)
-    conn = PenConnection()
-    events, i = [], 0
-    for n in cuts:
-        events += conn.receive_data(data[i : i + n])
-        i += n
-    events += conn.receive_data(data[i:]) + conn.close()
+    events = in_chunks(data, cuts)
     assert events == whole
