@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
+
 
 @dataclass(frozen=True, slots=True)
 class PenInfo:
@@ -60,6 +62,24 @@ class Dot:
 
 
 @dataclass(frozen=True, slots=True)
+class LatticeFrame:
+    """What a lattice-camera pen's camera saw (pen-wire.md §3.3); the gateway decodes it."""
+
+    window: bytes  # 16 bytes: 8×8 dots × (x-bit, y-bit), little-endian bit order
+    nib_x: float  # dot pitches from dot (0, 0) along the image's columns
+    nib_y: float
+    force: int
+    dt_ms: int
+    tilt_x: int
+    tilt_y: int
+
+    def bits(self) -> np.ndarray:
+        """The window as a (8, 8, 2) uint8 array of (x-bit, y-bit) per dot."""
+        flat = np.unpackbits(np.frombuffer(self.window, dtype=np.uint8), bitorder="little")
+        return flat.reshape(8, 8, 2)
+
+
+@dataclass(frozen=True, slots=True)
 class Response:
     """A response the core does not interpret further (request | 0x80)."""
 
@@ -92,5 +112,14 @@ class Rejected:
 
 
 Event = (
-    PenInfo | PenDown | PenUp | PaperInfo | Dot | Response | UnknownCommand | EventGap | Rejected
+    PenInfo
+    | PenDown
+    | PenUp
+    | PaperInfo
+    | Dot
+    | LatticeFrame
+    | Response
+    | UnknownCommand
+    | EventGap
+    | Rejected
 )

@@ -16,6 +16,7 @@ from firmware_bridge.events import (
     Dot,
     Event,
     EventGap,
+    LatticeFrame,
     PaperInfo,
     PenDown,
     PenInfo,
@@ -26,6 +27,9 @@ from firmware_bridge.events import (
 )
 
 PEN_DOWN, PEN_UP, PAPER_INFO, DOT = 0x69, 0x6A, 0x6B, 0x6C
+LATTICE_FRAME = 0x70
+LATTICE_FRAME_SIZE = 26
+NIB_MAX = 799
 VERSION_REQUEST, VERSION_RESPONSE = 0x01, 0x81
 APP_TYPE_CLASSINK = 0x1101
 PROTOCOL_VERSION = "2.18"
@@ -130,7 +134,9 @@ class PenConnection:
                 self._on_pen_up(fields, events)
             return
         data = payloads[offset : offset + length]
-        if kind == VERSION_RESPONSE:
+        if kind == LATTICE_FRAME:
+            self._on_lattice_frame(data, events)
+        elif kind == VERSION_RESPONSE:
             self._on_version(aux, data, events)
         elif kind >= 0x80:
             events.append(Response(kind, aux, data))
@@ -199,6 +205,26 @@ class PenConnection:
                 tilt_y=f[8],
                 twist=f[9],
             )
+        )
+
+    def _on_lattice_frame(self, data: bytes, events: list[Event]) -> None:
+        # Parsed here rather than in the kernel: camera frames are ~120/s per pen, not a bulk path.
+        if len(data) < LATTICE_FRAME_SIZE:
+            events.append(Rejected("bad_length", f"LatticeFrame of {len(data)} bytes", len(data)))
+            return
+        counter, dt, force = struct.unpack_from("<BBH", data)
+        nib_x, nib_y, tilt_x, tilt_y = struct.unpack_from("<HHBB", data, 20)
+        self._check_counter(counter, events)
+        if nib_x > NIB_MAX or nib_y > NIB_MAX:
+            events.append(Rejected("bad_value", f"LatticeFrame nib ({nib_x}, {nib_y}) > {NIB_MAX}"))
+            return
+        if not self._in_stroke:
+            events.append(Rejected("dot_without_pen_down", "LatticeFrame outside PenDown…PenUp"))
+            return
+        self._stroke_dots += 1
+        self._last_time_ms += dt
+        events.append(
+            LatticeFrame(bytes(data[4:20]), nib_x / 100, nib_y / 100, force, dt, tilt_x, tilt_y)
         )
 
     def _on_pen_up(self, f: list[int], events: list[Event]) -> None:

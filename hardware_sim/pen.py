@@ -15,6 +15,7 @@ import threading
 import time
 import tty
 from dataclasses import dataclass, field
+from typing import Protocol
 
 import numpy as np
 
@@ -119,6 +120,12 @@ def script_answer(
     return strokes, now
 
 
+class Camera(Protocol):
+    """What a lattice-camera pen sees under its nib, as a LatticeFrame."""
+
+    def frame(self, counter: int, dt_ms: int, force: int, page: PageAddress, xy_mm) -> bytes: ...
+
+
 @dataclass
 class SimPen:
     """One pen on its own pseudo-terminal."""
@@ -128,6 +135,7 @@ class SimPen:
     time_scale: float = 1.0  # >1 writes faster than real time (tests); wire timing is unchanged
     noise_rate: float = 0.0  # share of events preceded by line noise or a corrupt frame
     seed: int = 0
+    camera: Camera | None = None  # set for a lattice-camera pen (pen-wire.md §3.3)
 
     def __post_init__(self) -> None:
         self._master, self._slave = os.openpty()
@@ -207,16 +215,22 @@ class SimPen:
     ) -> None:
         p = stroke.page
         self._event(pen_wire.pen_down(self._next(), time_ms))
-        self._event(pen_wire.paper_info(self._next(), p.section, p.owner, p.note, p.page))
+        if self.camera is None:  # a lattice-camera pen sends no PaperInfo: the page is in the dots
+            self._event(pen_wire.paper_info(self._next(), p.section, p.owner, p.note, p.page))
         start = time.monotonic()
         for i in range(len(stroke.xy_units)):
-            x, y = stroke.xy_units[i]
-            self._event(
-                pen_wire.dot(self._next(), int(stroke.dt_ms[i]), int(stroke.force[i]), x, y)
-            )
+            self._event(self._sample(stroke, i))
             self._sleep_until(start + (i + 1) / DOT_RATE_HZ / self.time_scale, reader)
         end_ms = time_ms + int(stroke.dt_ms.sum())
         self._event(pen_wire.pen_up(self._next(), end_ms, len(stroke.xy_units)))
+
+    def _sample(self, stroke: ScriptedStroke, i: int) -> bytes:
+        dt, force = int(stroke.dt_ms[i]), int(stroke.force[i])
+        if self.camera is not None:
+            xy_mm = stroke.xy_units[i] * PEN_UNIT_MM
+            return self.camera.frame(self._next(), dt, force, stroke.page, xy_mm)
+        x, y = stroke.xy_units[i]
+        return pen_wire.dot(self._next(), dt, force, x, y)
 
     def _event(self, frame: bytes) -> None:
         if self.noise_rate and self._rng.random() < self.noise_rate:

@@ -121,3 +121,20 @@ class RequestReader:
         for b in it:
             raw.append(next(it, 0) ^ 0x20 if b == ESCAPE else b)
         return bytes(raw)
+
+
+LATTICE_FRAME = 0x70
+
+
+def lattice_frame(
+    counter: int, dt_ms: int, force: int, window_bits, nib_x: float, nib_y: float
+) -> bytes:
+    """A camera frame (pen-wire §3.3): window_bits (8, 8, 2) as seen, nib in dot pitches."""
+    flat = [int(b) for b in window_bits.reshape(-1)]
+    packed = sum(bit << i for i, bit in enumerate(flat)).to_bytes(16, "little")
+    return event(
+        LATTICE_FRAME,
+        struct.pack("<BBH", counter & 0xFF, min(dt_ms, 255), force)
+        + packed
+        + struct.pack("<HHBB", round(nib_x * 100), round(nib_y * 100), 60, 60),
+    )
