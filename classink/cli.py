@@ -12,7 +12,14 @@ import sys
 
 from classink import __version__
 
-ROOMS = ("classink.demo", "gateway.cli", "central.cli", "hardware_sim.cli", "gateway.scoring.cli")
+ROOMS = (
+    "classink.demo",
+    "gateway.cli",
+    "central.cli",
+    "central.sheets.cli",
+    "hardware_sim.cli",
+    "gateway.scoring.cli",
+)
 
 
 def build_parser() -> argparse.ArgumentParser:
