@@ -36,6 +36,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     demo.add_argument(
         "--noise", type=float, default=0.0, help="share of pen events preceded by line noise"
     )
+    demo.add_argument(
+        "--lattice-share", type=float, default=0.5, help="share of lattice-camera pens (0..1)"
+    )
+    demo.add_argument(
+        "--misread", type=float, default=0.02, help="share of camera frames with a misread dot"
+    )
     demo.add_argument("--seed", type=int, default=7)
     demo.add_argument(
         "--workdir", type=Path, help="keep logs and databases here instead of a temp folder"
@@ -222,9 +228,20 @@ def _run(args: argparse.Namespace) -> int:
     with tempfile.TemporaryDirectory(prefix="classink-demo-") as tmp:
         work = args.workdir or Path(tmp)
         work.mkdir(parents=True, exist_ok=True)
-        run = ClassroomRun(work, args.template, args.pens, args.seed, args.time_scale, args.noise)
+        run = ClassroomRun(
+            work,
+            args.template,
+            args.pens,
+            args.seed,
+            args.time_scale,
+            args.noise,
+            lattice_share=args.lattice_share,
+            misread_rate=args.misread,
+        )
+        lattice_pens = sum(p.camera is not None for p in run.classroom.pens)
         console.print(
-            f"[bold]classink demo[/]: {args.pens} pens sit exam {run.exam_id!r}; files in {work}"
+            f"[bold]classink demo[/]: {args.pens} pens ({lattice_pens} reading the dot pattern "
+            f"with their camera) sit exam {run.exam_id!r}; files in {work}"
         )
         with run.running():
             console.print(f"broker   mosquitto on 127.0.0.1:{run.broker.port}")

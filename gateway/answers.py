@@ -21,6 +21,7 @@ class Answer:
     region: Region
     revision: int
     strokes: list[Stroke]
+    student_id: str | None  # from a personal booklet; None means: ask the pen roster
 
 
 @dataclass
@@ -30,6 +31,7 @@ class _Open:
     region: Region
     strokes: list[Stroke]
     last_stroke_at: float
+    student_id: str | None
 
 
 @dataclass
@@ -40,7 +42,12 @@ class AnswerAssembler:
     _revision: dict[tuple[str, str, str], int] = field(default_factory=dict)
 
     def add(
-        self, stroke: Stroke, template: ExamTemplate, region: Region, now: float
+        self,
+        stroke: Stroke,
+        template: ExamTemplate,
+        region: Region,
+        now: float,
+        student_id: str | None = None,
     ) -> list[Answer]:
         done: list[Answer] = []
         current = self._open.get(stroke.pen_id)
@@ -50,9 +57,9 @@ class AnswerAssembler:
             done.append(self._finalise(stroke.pen_id))
             current = None
         if current is None:
-            key = (stroke.pen_id, template.template_id, region.question_id)
+            key = (stroke.pen_id, stroke.address, region.question_id)
             earlier = list(self._written.get(key, []))
-            current = _Open(template, stroke.address, region, earlier, now)
+            current = _Open(template, stroke.address, region, earlier, now, student_id)
             self._open[stroke.pen_id] = current
         current.strokes.append(stroke)
         current.last_stroke_at = now
@@ -71,7 +78,15 @@ class AnswerAssembler:
 
     def _finalise(self, pen_id: str) -> Answer:
         o = self._open.pop(pen_id)
-        key = (pen_id, o.template.template_id, o.region.question_id)
+        key = (pen_id, o.address, o.region.question_id)
         self._written[key] = list(o.strokes)
         self._revision[key] = self._revision.get(key, 0) + 1
-        return Answer(pen_id, o.template, o.address, o.region, self._revision[key], list(o.strokes))
+        return Answer(
+            pen_id,
+            o.template,
+            o.address,
+            o.region,
+            self._revision[key],
+            list(o.strokes),
+            o.student_id,
+        )

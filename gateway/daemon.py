@@ -34,7 +34,7 @@ def load_roster(path: Path | None) -> dict[str, str]:
 
 
 def run(settings: GatewaySettings, stop: threading.Event) -> Pipeline:
-    templates = TemplateIndex.from_files(settings.templates)
+    templates = TemplateIndex.from_files(settings.templates, settings.booklets)
     outbox = Outbox(settings.outbox_path)
     uplink = Uplink(
         outbox,

@@ -25,6 +25,9 @@ class GatewaySettings(BaseSettings):
     outbox_path: Path = Path("/var/lib/classink/outbox.db")
     templates: list[Path] = Field(default_factory=list, description="exam template JSON files")
     roster: Path | None = Field(None, description='JSON file {"pens": {pen_id: student_id}}')
+    booklets: list[Path] = Field(
+        default_factory=list, description="booklet manifests of `classink sheets print`"
+    )
     serial_ports: list[str] = Field(default_factory=list, description="pen serial devices")
     review_below: float = Field(
         0.6, ge=0, le=1, description="confidence under which a person reviews"

@@ -17,6 +17,7 @@ class Stroke:
     address: str
     t0_ms: int
     points: np.ndarray  # (k, 4): x_mm, y_mm, dt_ms, force
+    offline_key: str | None = None  # set for a stroke fetched from the pen's offline memory
 
     @property
     def centroid(self) -> tuple[float, float]:
@@ -37,15 +38,23 @@ class StrokeAssembler:
         if isinstance(event, PenDown):
             self._dots, self._t0_ms, self._address = [], event.timestamp_ms, None
         elif isinstance(event, PaperInfo):
+            # Only a lattice pen's decoded frames can cross onto another page inside a stroke
+            # (the protocol core splits coordinate pens' strokes itself): split here the same way.
+            moved = self._address is not None and event.address != self._address
+            done = self._close() if self._dots and moved else None
             self._address = event.address
+            return done
         elif isinstance(event, Dot):
             self._dots.append(
                 (event.x * PEN_UNIT_MM, event.y * PEN_UNIT_MM, event.dt_ms, event.force)
             )
         elif isinstance(event, PenUp) and self._dots and self._address is not None:
-            stroke = Stroke(
-                self.pen_id, self._address, self._t0_ms, np.array(self._dots, dtype=np.float64)
-            )
-            self._dots = []
-            return stroke
+            return self._close()
         return None
+
+    def _close(self) -> Stroke:
+        points = np.array(self._dots, dtype=np.float64)
+        stroke = Stroke(self.pen_id, self._address, self._t0_ms, points)
+        self._t0_ms += int(points[:, 2].sum())
+        self._dots = []
+        return stroke

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
@@ -127,23 +128,81 @@ def load_template(path: Path) -> ExamTemplate:
         raise TemplateError(f"{path}: invalid exam template: {problems}") from exc
 
 
-class TemplateIndex:
-    """Every loaded template's pages, by page address."""
+class BookletPage(BaseModel):
+    address: str
+    template_address: str
 
-    def __init__(self, templates: list[ExamTemplate]) -> None:
+
+class BookletStudent(BaseModel):
+    student_id: str = Field(min_length=1, max_length=128)
+    pages: list[BookletPage]
+
+
+class BookletManifest(BaseModel):
+    """The part of a booklet manifest (protocol_specs/lattice.md §4) a gateway needs."""
+
+    schema_: Literal["classink.booklet-manifest.v1"] = Field(alias="schema")
+    template_id: str
+    students: list[BookletStudent]
+
+
+@dataclass(frozen=True)
+class PageUse:
+    """What a printed page is: a template page, and whose booklet it belongs to if known."""
+
+    template: ExamTemplate
+    page: Page
+    student_id: str | None = None
+
+
+class TemplateIndex:
+    """Every loaded template's pages, and every printed booklet page, by page address."""
+
+    def __init__(self, templates: list[ExamTemplate], booklets: list[BookletManifest] = ()) -> None:
         self.templates = templates
-        self._pages: dict[str, tuple[ExamTemplate, Page]] = {}
+        self._pages: dict[str, PageUse] = {}
         for t in templates:
             for page in t.pages:
                 key = str(page.address)
                 if key in self._pages:
-                    other = self._pages[key][0].template_id
+                    other = self._pages[key].template.template_id
                     raise TemplateError(f"page {key} is in both {other} and {t.template_id}")
-                self._pages[key] = (t, page)
+                self._pages[key] = PageUse(t, page)
+        for manifest in booklets:
+            self._add_booklets(manifest)
 
     @classmethod
-    def from_files(cls, paths: list[Path]) -> TemplateIndex:
-        return cls([load_template(p) for p in paths])
+    def from_files(cls, paths: list[Path], booklets: list[Path] = ()) -> TemplateIndex:
+        return cls([load_template(p) for p in paths], [load_booklets(p) for p in booklets])
 
-    def page(self, address: str) -> tuple[ExamTemplate, Page] | None:
+    def page(self, address: str) -> PageUse | None:
         return self._pages.get(address)
+
+    def _add_booklets(self, manifest: BookletManifest) -> None:
+        """Each printed page is a template page, so strokes on it use that page's boxes and
+        belong to that student, whichever pen wrote them."""
+        template = next((t for t in self.templates if t.template_id == manifest.template_id), None)
+        if template is None:
+            raise TemplateError(f"booklets of {manifest.template_id!r} need that template loaded")
+        pages = {str(p.address): p for p in template.pages}
+        for student in manifest.students:
+            for printed in student.pages:
+                page = pages.get(printed.template_address)
+                if page is None:
+                    raise TemplateError(
+                        f"booklet page {printed.address} refers to {printed.template_address}, "
+                        f"which is not a page of {template.template_id}"
+                    )
+                known = self._pages.get(printed.address)
+                # The first booklet may be printed at the template's own address; any other
+                # reuse of an address would make two students' answers indistinguishable.
+                if known is not None and (known.student_id or known.page is not page):
+                    raise TemplateError(f"booklet page {printed.address} is printed twice")
+                self._pages[printed.address] = PageUse(template, page, student.student_id)
+
+
+def load_booklets(path: Path) -> BookletManifest:
+    try:
+        return BookletManifest.model_validate_json(Path(path).read_text())
+    except (OSError, ValidationError) as exc:
+        raise TemplateError(f"{path}: not a usable booklet manifest: {exc}") from exc

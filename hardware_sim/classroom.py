@@ -9,6 +9,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from hardware_sim.handwriting import CHOICE_LABELS, Handwriting
+from hardware_sim.lattice_camera import LatticeCamera
 from hardware_sim.pen import PageAddress, ScriptedStroke, SimPen, script_answer
 
 VALUES = {
@@ -49,7 +50,11 @@ class Classroom:
         time_scale: float = 1.0,
         noise_rate: float = 0.0,
         stray_page: PageAddress | None = None,
+        lattice_share: float = 0.0,
+        misread_rate: float = 0.0,
     ) -> None:
+        """`lattice_share` of the pens are lattice-camera pens (pen-wire.md §3.3), each held at
+        its own quarter turn, misreading a dot in `misread_rate` of their camera frames."""
         self.template = json.loads(Path(template_path).read_text())
         self.answers: list[WrittenAnswer] = []
         self.pens: list[SimPen] = []
@@ -61,6 +66,8 @@ class Classroom:
             pen = SimPen(
                 mac=mac, time_scale=time_scale, noise_rate=noise_rate, seed=rng.getrandbits(32)
             )
+            if int((i + 1) * lattice_share) > int(i * lattice_share):
+                pen.camera = LatticeCamera(rng.randrange(4), misread_rate, rng)
             pen.strokes = self._sit_exam(student_id(i), pen.pen_id, rng, stray_page)
             self.roster[pen.pen_id] = student_id(i)
             self.pens.append(pen)

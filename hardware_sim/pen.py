@@ -19,24 +19,15 @@ from typing import Protocol
 
 import numpy as np
 
+from classink.lattice_pages import PageAddress
 from hardware_sim import pen_wire
+from hardware_sim.firmware import PenFirmware
 from hardware_sim.handwriting import Sample
 
 PEN_UNIT_MM = 56 / 600 * 25.4  # one Ncode pen unit (pen-wire.md §3.2)
 DOT_RATE_HZ = 120.0
 UNTIMED_SPEED_MM_S = 40.0  # typical children's writing speed, for sources without timestamps
 STROKE_GAP_S = 0.2
-
-
-@dataclass(frozen=True)
-class PageAddress:
-    section: int
-    owner: int
-    note: int
-    page: int
-
-    def __str__(self) -> str:
-        return f"{self.section}.{self.owner}.{self.note}.{self.page}"
 
 
 @dataclass
@@ -136,6 +127,11 @@ class SimPen:
     noise_rate: float = 0.0  # share of events preceded by line noise or a corrupt frame
     seed: int = 0
     camera: Camera | None = None  # set for a lattice-camera pen (pen-wire.md §3.3)
+    password: str | None = None
+    # (start, end) in script seconds: out of the gateway's range, the pen stores what is written.
+    # Leaving range takes effect at the next PenDown, so a window never cuts a stroke.
+    offline_windows: list[tuple[float, float]] = field(default_factory=list)
+    chunk_corrupt_rate: float = 0.0  # share of offline chunks damaged on the way out
 
     def __post_init__(self) -> None:
         self._master, self._slave = os.openpty()
@@ -146,8 +142,11 @@ class SimPen:
         self.done = threading.Event()
         self.connected = threading.Event()
         self.noise_frames_sent = 0
-        self._counter = 0
+        self.strokes_stored = 0  # written out of range or before streaming was asked for
+        self.firmware = PenFirmware(self.mac, self.password, self.chunk_corrupt_rate, self.seed)
         self._rng = random.Random(self.seed)
+        self._t0 = 0.0
+        self._away_until: float | None = None  # script time the pen comes back into range
 
     @property
     def pen_id(self) -> str:
@@ -168,61 +167,97 @@ class SimPen:
     # -- the pen's life -------------------------------------------------------------------------
 
     def _run(self) -> None:
-        reader = pen_wire.RequestReader()
         while not self._stop.is_set() and not self.connected.is_set():
-            self._serve_requests(reader, timeout=0.2)
+            self._serve_requests(timeout=0.2)
         if self._stop.is_set():
             return
-        t0 = time.monotonic()
+        t0 = self._t0 = time.monotonic()
         wall0_ms = int(time.time() * 1000)
         for stroke in self.strokes:
-            if not self._sleep_until(t0 + stroke.start_s / self.time_scale, reader):
+            if not self._sleep_until(t0 + stroke.start_s / self.time_scale):
                 return
-            self._send_stroke(stroke, wall0_ms + int(stroke.start_s * 1000), reader)
+            self._leave_range_if_due(stroke.start_s)
+            self._send_stroke(stroke, wall0_ms + int(stroke.start_s * 1000))
         self.done.set()
         while not self._stop.is_set():
-            self._serve_requests(reader, timeout=0.2)
+            self._serve_requests(timeout=0.2)
 
-    def _serve_requests(self, reader: pen_wire.RequestReader, timeout: float) -> None:
+    def _serve_requests(self, timeout: float) -> None:
         ready, _, _ = select.select([self._master], [], [], timeout)
-        if not ready:
-            return
-        try:
-            data = os.read(self._master, 4096)
-        except OSError:
-            return
-        for cmd, _ in reader.feed(data):
-            if cmd == pen_wire.VERSION_REQUEST:
-                self._write(pen_wire.version_response("classink-sim", "1.0.0", self.mac))
-                self._counter = 0
-                self.connected.set()
+        data = b""
+        if ready:
+            try:
+                data = os.read(self._master, 4096)
+            except OSError:
+                return
+        self._come_back_if_due()
+        if self._away_until is not None:
+            return  # out of range: the gateway's requests never reach the pen
+        now = time.monotonic()
+        if data:
+            self._write(self.firmware.on_data(data, now, int(time.time() * 1000)))
+        self._write(self.firmware.tick(now))
+        if self.firmware.handshaken:
+            self.connected.set()
 
-    def _sleep_until(self, deadline: float, reader: pen_wire.RequestReader) -> bool:
+    def _leave_range_if_due(self, script_s: float) -> None:
+        for start, end in self.offline_windows:
+            if start <= script_s < end and self._away_until is None:
+                assert self.camera is None, "a lattice-camera pen cannot decode strokes to store"
+                self._away_until = end
+                self.firmware.link_lost()
+
+    def _come_back_if_due(self) -> None:
+        if self._away_until is None or not self._t0:
+            return
+        if (time.monotonic() - self._t0) * self.time_scale >= self._away_until:
+            self._away_until = None
+
+    def _sleep_until(self, deadline: float) -> bool:
         while not self._stop.is_set():
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 return True
-            self._serve_requests(reader, timeout=min(remaining, 0.2))
+            self._serve_requests(timeout=min(remaining, 0.2))
         return False
 
     def _next(self) -> int:
-        c = self._counter
-        self._counter = (self._counter + 1) & 0xFF
-        return c
+        return self.firmware.next_counter()
 
-    def _send_stroke(
-        self, stroke: ScriptedStroke, time_ms: int, reader: pen_wire.RequestReader
-    ) -> None:
+    def _live(self) -> bool:
+        return self._away_until is None and self.firmware.online
+
+    def _send_stroke(self, stroke: ScriptedStroke, wall_ms: int) -> None:
+        """Stream the stroke, or store it when no gateway asked for streaming. A stroke under way
+        when streaming starts is sent from its PenDown (pen-wire.md §3.5), so that every stroke
+        stored offline is older than every stroke streamed."""
+        time_ms = self.firmware.clock_ms(wall_ms)
+        live = self._live()
+        if live:
+            self._begin(stroke, time_ms)
+        start = time.monotonic()
+        for i in range(len(stroke.xy_units)):
+            if not live and self._live():
+                live = True
+                self._begin(stroke, time_ms)
+                for j in range(i):
+                    self._event(self._sample(stroke, j))
+            if live:
+                self._event(self._sample(stroke, i))
+            self._sleep_until(start + (i + 1) / DOT_RATE_HZ / self.time_scale)
+        end_ms = time_ms + int(stroke.dt_ms.sum())
+        if live:
+            self._event(pen_wire.pen_up(self._next(), end_ms, len(stroke.xy_units)))
+            return
+        self.strokes_stored += 1
+        p = stroke.page
+        self.firmware.store((p.section, p.owner, p.note), _stored(stroke, time_ms, end_ms))
+
+    def _begin(self, stroke: ScriptedStroke, time_ms: int) -> None:
         p = stroke.page
         self._event(pen_wire.pen_down(self._next(), time_ms))
         if self.camera is None:  # a lattice-camera pen sends no PaperInfo: the page is in the dots
             self._event(pen_wire.paper_info(self._next(), p.section, p.owner, p.note, p.page))
-        start = time.monotonic()
-        for i in range(len(stroke.xy_units)):
-            self._event(self._sample(stroke, i))
-            self._sleep_until(start + (i + 1) / DOT_RATE_HZ / self.time_scale, reader)
-        end_ms = time_ms + int(stroke.dt_ms.sum())
-        self._event(pen_wire.pen_up(self._next(), end_ms, len(stroke.xy_units)))
 
     def _sample(self, stroke: ScriptedStroke, i: int) -> bytes:
         dt, force = int(stroke.dt_ms[i]), int(stroke.force[i])
@@ -261,3 +296,11 @@ class SimPen:
             except OSError:
                 return
             view = view[n:]
+
+
+def _stored(stroke: ScriptedStroke, start_ms: int, end_ms: int) -> pen_wire.StoredStroke:
+    dots = tuple(
+        pen_wire.OfflineDot(int(dt), int(f), float(x), float(y))
+        for (x, y), dt, f in zip(stroke.xy_units, stroke.dt_ms, stroke.force, strict=True)
+    )
+    return pen_wire.StoredStroke(stroke.page.page, start_ms, end_ms, dots)
