@@ -80,16 +80,179 @@ class LatticeFrame:
 
 
 @dataclass(frozen=True, slots=True)
-class Response:
-    """A response the core does not interpret further (request | 0x80)."""
+class ErrorDot:
+    """The camera saw the page but could not decode a position (pen-wire.md §3.4, 0x6D)."""
 
-    cmd: int
+    dt_ms: int
+    force: int
+    brightness: int
+    exposure: int
+    process_ms: int
+    label_count: int
+    error_code: int
+    class_type: int
+    error_count: int
+
+
+@dataclass(frozen=True, slots=True)
+class Hover:
+    """Where the nib hovers above the page, pen lifted (0x6F); never part of a stroke."""
+
+    x: float
+    y: float
+    dt_ms: int
+
+
+@dataclass(frozen=True, slots=True)
+class Battery:
+    """The pen's low-battery alarm (0x61)."""
+
+    percent: int
+
+
+@dataclass(frozen=True, slots=True)
+class PowerOff:
+    """The pen is switching itself off (0x62); `reason` as in pen-wire.md §3.4."""
+
+    reason: int
+
+
+@dataclass(frozen=True, slots=True)
+class PasswordResult:
+    """Answer to a password request (0x82)."""
+
+    accepted: bool
+    retries: int
+    max_retries: int
+
+
+@dataclass(frozen=True, slots=True)
+class PasswordChanged:
+    """Answer to a password change (0x83)."""
+
+    retries: int
+    max_retries: int
+
+
+@dataclass(frozen=True, slots=True)
+class PenStatus:
+    """Answer to a status request (0x84): the pen's settings, clock and battery."""
+
+    locked: bool
+    max_retries: int
+    retries: int
+    pen_time_ms: int
+    auto_power_off_min: int
+    max_force: int
+    storage_used_percent: int
+    cap_power_off: bool
+    auto_power_on: bool
+    beep: bool
+    hover: bool
+    battery_percent: int
+    offline_storage: bool
+    sensitivity: int
+
+
+@dataclass(frozen=True, slots=True)
+class SettingChanged:
+    """Answer to a status change (0x85): the setting the pen applied."""
+
+    setting: int
+
+
+@dataclass(frozen=True, slots=True)
+class Acknowledged:
+    """A response that carries no data: using-note 0x91, note delete 0xA5, page delete 0xA7."""
+
+    request: int
+
+
+@dataclass(frozen=True, slots=True)
+class CommandFailed:
+    """A response with a non-zero result: the pen refused request `request`."""
+
+    request: int
     result: int
-    data: bytes
+
+
+@dataclass(frozen=True, slots=True, order=True)
+class NoteId:
+    """A notebook: every page of it shares section, owner and note."""
+
+    section: int
+    owner: int
+    note: int
+
+
+@dataclass(frozen=True, slots=True)
+class OfflineNoteList:
+    """Notes with strokes stored in the pen (0xA1)."""
+
+    notes: tuple[NoteId, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class OfflinePageList:
+    """Pages of one note with strokes stored in the pen (0xA2)."""
+
+    note: NoteId
+    pages: tuple[int, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class OfflineDataStart:
+    """The pen accepted an offline data request (0xA3) and will send this much in chunks."""
+
+    strokes: int
+    size: int
+    compressed: bool
+
+
+@dataclass(frozen=True, slots=True)
+class OfflineStroke:
+    """One stroke the pen stored while no gateway was listening; every dot checksum verified."""
+
+    note: NoteId
+    page: int
+    start_ms: int
+    end_ms: int
+    tip_type: int
+    colour: int
+    dots: tuple[Dot, ...]
+
+    @property
+    def address(self) -> str:
+        return f"{self.note.section}.{self.note.owner}.{self.note.note}.{self.page}"
+
+    @property
+    def key(self) -> str:
+        """Identifies the stroke across fetches: a pen re-sends what it was not told to delete."""
+        return f"{self.address}/{self.start_ms}/{self.end_ms}/{len(self.dots)}"
+
+
+@dataclass(frozen=True, slots=True)
+class OfflineChunk:
+    """One verified offline chunk (0x24); the gateway acknowledges it with 0xA4."""
+
+    packet_id: int
+    last: bool
+    note: NoteId
+    strokes: tuple[OfflineStroke, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class OfflineChunkRejected:
+    """A chunk that failed verification; the gateway asks for it again (0xA4, result 1)."""
+
+    packet_id: int
+    reason: str
 
 
 @dataclass(frozen=True, slots=True)
 class UnknownCommand:
+    """A frame whose command byte pen-wire.md does not define; passed up, never fatal."""
+
     cmd: int
     data: bytes
 
@@ -118,7 +281,21 @@ Event = (
     | PaperInfo
     | Dot
     | LatticeFrame
-    | Response
+    | ErrorDot
+    | Hover
+    | Battery
+    | PowerOff
+    | PasswordResult
+    | PasswordChanged
+    | PenStatus
+    | SettingChanged
+    | Acknowledged
+    | CommandFailed
+    | OfflineNoteList
+    | OfflinePageList
+    | OfflineDataStart
+    | OfflineChunk
+    | OfflineChunkRejected
     | UnknownCommand
     | EventGap
     | Rejected

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import threading
-from pathlib import Path
 
 from classink import __version__
-from firmware_bridge.serial_transport import SerialHub
+from firmware_bridge.registry import PenRegistry
+from firmware_bridge.serial import SerialHub
 from gateway.outbox import Outbox
 from gateway.pipeline import Pipeline
 from gateway.scoring.recognizer import Recognizer
@@ -19,18 +18,6 @@ from gateway.uplink import Uplink
 log = logging.getLogger(__name__)
 
 POLL_S = 0.05
-
-
-def load_roster(path: Path | None) -> dict[str, str]:
-    if path is None:
-        return {}
-    try:
-        pens = json.loads(Path(path).read_text())["pens"]
-    except (OSError, json.JSONDecodeError, KeyError, TypeError) as exc:
-        raise ValueError(
-            f'{path}: a roster is JSON {{"pens": {{pen_id: student_id}}}}: {exc}'
-        ) from exc
-    return {str(k).lower(): str(v) for k, v in pens.items()}
 
 
 def run(settings: GatewaySettings, stop: threading.Event) -> Pipeline:
@@ -44,17 +31,18 @@ def run(settings: GatewaySettings, stop: threading.Event) -> Pipeline:
         settings.mqtt_port,
         __version__,
     )
+    registry = PenRegistry.load(settings.roster)
     pipeline = Pipeline(
         site_id=settings.site_id,
         gateway_id=settings.gateway_id,
         templates=templates,
-        roster=load_roster(settings.roster),
+        roster=registry.roster(),
         outbox=outbox,
         recognizer=Recognizer.load(),
         review_below=settings.review_below,
         idle_s=settings.answer_idle_s,
     )
-    hub = SerialHub(settings.serial_ports, f"classink {__version__}")
+    hub = SerialHub(settings.serial_ports, f"classink {__version__}", registry.password_for)
     log.info(
         "gateway %s/%s: %d pen ports, %d templates, outbox depth %d",
         settings.site_id,
@@ -69,6 +57,9 @@ def run(settings: GatewaySettings, stop: threading.Event) -> Pipeline:
             for link, events in hub.poll(POLL_S):
                 pipeline.on_pen_events(link.device, events)
             pipeline.tick()
+            # Only now, with their strokes in the outbox, may pens delete offline data.
+            for device, batch_id in pipeline.take_durable_batches():
+                hub.batch_durable(device, batch_id)
     finally:
         for link, events in hub.close():
             pipeline.on_pen_events(link.device, events)

@@ -4,6 +4,10 @@ SQLite in WAL mode with synchronous=FULL, so a committed event survives a power 
 removed only when the broker has acknowledged the message that carried them (see uplink.py); the
 sequence counter lives in the same database and advances in the same transaction as the insert, so a
 crash can neither reuse a sequence number nor skip one.
+
+The same database remembers which of a pen's offline strokes are settled (pen-wire.md §3.7): marked
+in the transaction that appends the answer carrying them, so a pen is asked to delete a stroke only
+once it is on disk here, and a stroke fetched twice is used once.
 """
 
 from __future__ import annotations
@@ -25,7 +29,14 @@ CREATE TABLE IF NOT EXISTS outbox (
     payload BLOB NOT NULL
 );
 INSERT OR IGNORE INTO meta (key, value) VALUES ('next_seq', 1);
+CREATE TABLE IF NOT EXISTS offline_settled (
+    pen_id TEXT NOT NULL,
+    stroke_key TEXT NOT NULL,
+    PRIMARY KEY (pen_id, stroke_key)
+) WITHOUT ROWID;
 """
+
+OfflineStrokeId = tuple[str, str]  # pen id, OfflineStroke.key
 
 
 @dataclass(frozen=True)
@@ -49,8 +60,14 @@ class Outbox:
             self._db.executescript(SCHEMA)
         self._added = threading.Condition()
 
-    def append(self, topic: str, build: Callable[[int, str], dict]) -> OutboxRow:
-        """Store one event; `build(seq, event_id)` makes its payload inside the transaction."""
+    def append(
+        self,
+        topic: str,
+        build: Callable[[int, str], dict],
+        settles: Iterable[OfflineStrokeId] = (),
+    ) -> OutboxRow:
+        """Store one event; `build(seq, event_id)` makes its payload inside the transaction, and
+        the offline strokes it carries are marked settled in the same transaction."""
         event_id = str(uuid.uuid4())
         with self._lock:
             self._db.execute("BEGIN IMMEDIATE")
@@ -62,6 +79,7 @@ class Outbox:
                     (seq, event_id, topic, payload),
                 )
                 self._db.execute("UPDATE meta SET value = ? WHERE key='next_seq'", (seq + 1,))
+                self._insert_settled(settles)
                 self._db.execute("COMMIT")
             except BaseException:
                 self._db.execute("ROLLBACK")
@@ -69,6 +87,40 @@ class Outbox:
         with self._added:
             self._added.notify_all()
         return OutboxRow(seq, event_id, topic, payload)
+
+    def settle(self, strokes: Iterable[OfflineStrokeId]) -> None:
+        """Mark offline strokes settled that no event carries (the pipeline dropped them)."""
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                self._insert_settled(strokes)
+                self._db.execute("COMMIT")
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+
+    def settled(self, pen_id: str, keys: Iterable[str]) -> set[str]:
+        """Which of these offline strokes of the pen are settled already."""
+        wanted = list(keys)
+        found: set[str] = set()
+        with self._lock:
+            for i in range(0, len(wanted), 500):  # SQLite caps the number of parameters
+                batch = wanted[i : i + 500]
+                marks = ",".join("?" * len(batch))
+                found.update(
+                    k
+                    for (k,) in self._db.execute(
+                        "SELECT stroke_key FROM offline_settled"
+                        f" WHERE pen_id = ? AND stroke_key IN ({marks})",
+                        (pen_id, *batch),
+                    )
+                )
+        return found
+
+    def _insert_settled(self, strokes: Iterable[OfflineStrokeId]) -> None:
+        self._db.executemany(
+            "INSERT OR IGNORE INTO offline_settled (pen_id, stroke_key) VALUES (?, ?)", strokes
+        )
 
     def pending(self, after_seq: int, limit: int) -> list[OutboxRow]:
         with self._lock:

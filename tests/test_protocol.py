@@ -41,7 +41,7 @@ def test_handshake_identifies_the_pen():
 
 
 def test_version_request_is_what_the_pen_expects():
-    [(cmd, data)] = w.RequestReader().feed(version_request("classink 0.1.0"))
+    [(cmd, data, _)] = w.RequestReader().feed(version_request("classink 0.1.0"))
     assert cmd == 0x01 and len(data) == 42 and data[34:38] == b"2.18"
 
 
@@ -160,3 +160,22 @@ def test_chunking_does_not_change_a_clean_stream(cuts):
     whole = decode_stream(data)
     events = in_chunks(data, cuts)
     assert events == whole
+
+
+def test_a_gap_inside_a_run_of_dots_is_reported_where_it_happened():
+    data = w.pen_down(0, 1) + w.paper_info(1, 3, 27, 1001, 1)
+    data += (
+        w.dot(2, 8, 1, 1, 1) + w.dot(3, 8, 1, 2, 2) + w.dot(7, 8, 1, 3, 3) + w.dot(8, 8, 1, 4, 4)
+    )
+    events = decode_stream(data + w.pen_up(9, 40, 4))
+    assert kinds(events) == [
+        "PenDown",
+        "PaperInfo",
+        "Dot",
+        "Dot",
+        "EventGap",
+        "Dot",
+        "Dot",
+        "PenUp",
+    ]
+    assert events[4] == EventGap(expected=4, received=7) and events[5].x == 3.0

@@ -1,26 +1,31 @@
-"""The Cython frame decoder (ext.penwire) against its Python reference and pen-wire.md.
+"""The Cython packet decoder (ext.packets) against its Python reference and pen-wire.md.
 
 Frames are built by a small encoder written here from the spec, independent of any project
 module, so that a misreading shared by decoder and encoder elsewhere cannot hide here.
 """
 
+import importlib.util
+import subprocess
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ext import penwire, penwire_ref
+from ext import packets, packets_ref
 
 MAX_FRAME = 131_080
 INT64_MAX = 2**63 - 1
 PEN_DOWN, PEN_UP, PAPER_INFO, DOT = 0x69, 0x6A, 0x6B, 0x6C
 GARBAGE, TRUNCATED, BAD_ESCAPE, TOO_SHORT, BAD_LENGTH, OVERSIZE, BAD_VALUE = range(-1, -8, -1)
 
-Decode = Callable[[bytes], tuple[np.ndarray, bytes, int]]
-DECODERS = [pytest.param(penwire.decode, id="cython"), pytest.param(penwire_ref.decode, id="ref")]
+Decoded = tuple[np.ndarray, np.ndarray, bytes, int]
+Decode = Callable[[bytes], Decoded]
+DECODERS = [pytest.param(packets.decode, id="cython"), pytest.param(packets_ref.decode, id="ref")]
 
 
 # --- encoder, straight from pen-wire.md §1-§3 -----------------------------------------------------
@@ -49,7 +54,11 @@ def response_frame(cmd: int, result: int, data: bytes) -> bytes:
 
 
 def row(kind: int, result: int = -1, offset: int = -1, length: int = 0, *fields: int) -> list[int]:
-    return [kind, result, offset, length, *fields] + [0] * (10 - len(fields))
+    return [kind, result, offset, length, *fields] + [0] * (7 - len(fields))
+
+
+def dot_run(first: int, count: int) -> list[int]:
+    return row(DOT, -1, first, count)
 
 
 @dataclass(frozen=True)
@@ -57,6 +66,7 @@ class Msg:
     wire: bytes
     record: tuple[int, ...]  # kind, result, len, parsed fields; the payload offset is implied
     payload: bytes | None = None  # the data field when it is passed up raw
+    dot: tuple | None = None  # a Dot's entry in the dots array (x, y, force, twist, counter, …)
 
 
 def pen_down(counter: int, time_ms: int, tip: int, colour: int, extra: bytes = b"") -> Msg:
@@ -101,8 +111,8 @@ def dot(
         + le(twist, 2)
         + extra
     )
-    fields = (counter, dt, force, x, y, fx, fy, tilt_x, tilt_y, twist)
-    return Msg(event_frame(DOT, data), (DOT, -1, len(data), *fields))
+    entry = (x + fx / 100, y + fy / 100, force, twist, counter, dt, tilt_x, tilt_y)
+    return Msg(event_frame(DOT, data), (DOT,), dot=entry)
 
 
 def other_event(cmd: int, data: bytes) -> Msg:
@@ -113,39 +123,52 @@ def response(cmd: int, result: int, data: bytes) -> Msg:
     return Msg(response_frame(cmd, result, data), (cmd, result, len(data)), data)
 
 
-def expected(msgs: list[Msg]) -> tuple[list[list[int]], bytes]:
-    rows, payloads = [], bytearray()
+def expected(msgs: list[Msg]) -> tuple[list[list[int]], list[tuple], bytes]:
+    rows, dots, payloads = [], [], bytearray()
     for msg in msgs:
+        if msg.dot is not None:
+            if rows and rows[-1][0] == DOT:
+                rows[-1][3] += 1
+            else:
+                rows.append(dot_run(len(dots), 1))
+            dots.append(msg.dot)
+            continue
         kind, result, length, *fields = msg.record
         offset = -1
         if msg.payload is not None:
             offset = len(payloads)
             payloads += msg.payload
         rows.append(row(kind, result, offset, length, *fields))
-    return rows, bytes(payloads)
+    return rows, dots, bytes(payloads)
 
 
 # --- helpers --------------------------------------------------------------------------------------
 
 
-def decode_both(data: bytes) -> tuple[np.ndarray, bytes, int]:
+def decode_both(data: bytes) -> Decoded:
     """Decode with kernel and reference, insist they agree exactly, return the kernel's answer."""
-    records, payloads, consumed = penwire.decode(data)
-    ref_records, ref_payloads, ref_consumed = penwire_ref.decode(data)
+    records, dots, payloads, consumed = packets.decode(data)
+    ref_records, ref_dots, ref_payloads, ref_consumed = packets_ref.decode(data)
     assert records.dtype == np.int64
-    assert records.shape == ref_records.shape == (len(records), 14)
+    assert records.shape == ref_records.shape == (len(records), 11)
     assert records.tolist() == ref_records.tolist()
+    assert dots.dtype == ref_dots.dtype == packets_ref.DOT_DTYPE
+    assert dots.tolist() == ref_dots.tolist()
     assert payloads == ref_payloads
     assert consumed == ref_consumed
-    return records, payloads, consumed
+    return records, dots, payloads, consumed
 
 
-def non_garbage(decoded: tuple[np.ndarray, bytes, int]) -> list[list[int | bytes]]:
-    """Records other than garbage, with payload offsets replaced by the bytes they point at."""
-    records, payloads, _ = decoded
-    out: list[list[int | bytes]] = []
+def non_garbage(decoded: Decoded) -> list:
+    """Records other than garbage, each Dot on its own, with offsets replaced by what they point
+    at, so that decodes of the same frames split differently compare equal."""
+    records, dots, payloads, _ = decoded
+    out: list = []
     for kind, result, offset, length, *fields in records.tolist():
         if kind == GARBAGE:
+            continue
+        if kind == DOT:
+            out += [["dot", d] for d in dots[offset : offset + length].tolist()]
             continue
         data = payloads[offset : offset + length] if offset >= 0 else b""
         out.append([kind, result, data, length, *fields])
@@ -192,15 +215,39 @@ DOT_WIRE = bytes.fromhex(
         (PEN_DOWN_WIRE, row(PEN_DOWN, -1, -1, 14, 7, 1_700_000_000_123, 1, 0xFF112233)),
         (PEN_UP_WIRE, row(PEN_UP, -1, -1, 19, 9, 1_700_000_002_456, 100, 120, 110, 105, 100)),
         (PAPER_INFO_WIRE, row(PAPER_INFO, -1, -1, 13, 8, 3, 27, 1001, 1)),
-        (DOT_WIRE, row(DOT, -1, -1, 14, 10, 5, 512, 0x01C0, 0x7D7D, 50, 99, 40, 60, 0xC1)),
     ],
-    ids=["pen_down", "pen_up", "paper_info", "dot_with_escapes"],
+    ids=["pen_down", "pen_up", "paper_info"],
 )
 def test_event_vectors(decode: Decode, wire: bytes, expected_row: list[int]) -> None:
-    records, payloads, consumed = decode(wire)
+    records, dots, payloads, consumed = decode(wire)
     assert records.tolist() == [expected_row]
-    assert payloads == b""
+    assert len(dots) == 0 and payloads == b""
     assert consumed == len(wire)
+
+
+DOT_ENTRY = (0x01C0 + 0.5, 0x7D7D + 0.99, 512, 0xC1, 10, 5, 40, 60)
+
+
+@pytest.mark.parametrize("decode", DECODERS)
+def test_dot_vector_with_escapes(decode: Decode) -> None:
+    records, dots, payloads, consumed = decode(DOT_WIRE)
+    assert records.tolist() == [dot_run(0, 1)]
+    assert dots.tolist() == [DOT_ENTRY] and payloads == b""
+    assert consumed == len(DOT_WIRE)
+
+
+@pytest.mark.parametrize("decode", DECODERS)
+def test_consecutive_dots_form_one_run_until_another_frame(decode: Decode) -> None:
+    wire = DOT_WIRE * 3 + PAPER_INFO_WIRE + DOT_WIRE + b"\x00" + DOT_WIRE * 2
+    records, dots, _, _ = decode(wire)
+    assert records.tolist() == [
+        dot_run(0, 3),
+        row(PAPER_INFO, -1, -1, 13, 8, 3, 27, 1001, 1),
+        dot_run(3, 1),
+        row(GARBAGE, -1, -1, 1),
+        dot_run(4, 2),
+    ]
+    assert dots.tolist() == [DOT_ENTRY] * 6
 
 
 def test_encoder_matches_hand_built_vectors() -> None:
@@ -223,7 +270,7 @@ def test_version_response_passes_data_up(decode: Decode) -> None:
     )
     wire = response_frame(0x81, 0, data)
     assert wire.startswith(bytes.fromhex("c0 81 00 4000")) and b"\x7d\xe0\x7d\x5d\x7d\xe1" in wire
-    records, payloads, consumed = decode(wire)
+    records, _, payloads, consumed = decode(wire)
     assert records.tolist() == [row(0x81, 0, 0, 64)]
     assert payloads == data and payloads[58:64] == mac
     assert consumed == len(wire)
@@ -239,10 +286,10 @@ def test_payloads_concatenate_in_stream_order(decode: Decode) -> None:
         + event_frame(0x7D, b"")  # an escaped command byte
         + response_frame(0xC0, 0xC1, b"\xc0")
     )
-    records, payloads, consumed = decode(wire)
+    records, _, payloads, consumed = decode(wire)
     assert records.tolist() == [
         row(0x84, 3, 0, 2),
-        row(DOT, -1, -1, 14, 10, 5, 512, 0x01C0, 0x7D7D, 50, 99, 40, 60, 0xC1),
+        dot_run(0, 1),
         row(0x05, -1, 2, 0xC1),
         row(0x7D, -1, 2 + 0xC1, 0),
         row(0xC0, 0xC1, 2 + 0xC1, 1),
@@ -309,7 +356,7 @@ MALFORMED = {
     "fy_over_99": (event_frame(DOT, dot_data(0, 255)), [row(BAD_VALUE, DOT, -1, 19)]),
     "fraction_99_ok": (
         event_frame(DOT, dot_data(99, 99)),
-        [row(DOT, -1, -1, 14, 0, 0, 0, 0, 0, 99, 99, 0, 0, 0)],
+        [dot_run(0, 1)],
     ),
     "pen_down_time_2_63": (
         event_frame(PEN_DOWN, pen_down_data(2**63)),
@@ -338,7 +385,7 @@ MALFORMED = {
 @pytest.mark.parametrize("decode", DECODERS)
 @pytest.mark.parametrize(("wire", "expected_rows"), MALFORMED.values(), ids=MALFORMED.keys())
 def test_malformed_input(decode: Decode, wire: bytes, expected_rows: list[list[int]]) -> None:
-    records, payloads, consumed = decode(wire)
+    records, _, payloads, consumed = decode(wire)
     assert records.tolist() == expected_rows
     assert payloads == b""
     assert consumed == len(wire)
@@ -357,14 +404,14 @@ PARTIAL = {
 @pytest.mark.parametrize("decode", DECODERS)
 @pytest.mark.parametrize(("wire", "expected_consumed"), PARTIAL.values(), ids=PARTIAL.keys())
 def test_open_frame_at_end_is_kept(decode: Decode, wire: bytes, expected_consumed: int) -> None:
-    records, _, consumed = decode(wire)
+    records, _, _, consumed = decode(wire)
     assert consumed == expected_consumed
     assert len(records) == (expected_consumed > 0)
 
 
 def test_many_tiny_records_agree() -> None:
-    # Far more records than the kernel's first guess of one per 16 input bytes.
-    records, _, consumed = decode_both(
+    # Far more records than the kernel's first guess of one per 64 input bytes.
+    records, _, _, consumed = decode_both(
         b"\xc0\xc1" * 5000 + b"\x00\xc0\x69\x00\xc1" * 3000 + b"\xc0"
     )
     assert len(records) == 11_000 and consumed == 25_000
@@ -373,7 +420,7 @@ def test_many_tiny_records_agree() -> None:
 def test_kernel_accepts_any_contiguous_buffer() -> None:
     wire = GOOD + DOT_WIRE
     for buffer in (bytearray(wire), memoryview(wire), np.frombuffer(wire, dtype=np.uint8)):
-        assert penwire.decode(buffer)[0].tolist() == penwire.decode(wire)[0].tolist()
+        assert packets.decode(buffer)[1].tolist() == packets.decode(wire)[1].tolist()
 
 
 # --- generated streams ----------------------------------------------------------------------------
@@ -441,9 +488,10 @@ def corrupted(draw: st.DrawFn) -> bytes:
 @given(streams)
 def test_valid_streams_decode_to_generated_values(msgs: list[Msg]) -> None:
     wire = b"".join(m.wire for m in msgs)
-    records, payloads, consumed = decode_both(wire)
-    rows, expected_payloads = expected(msgs)
+    records, dots, payloads, consumed = decode_both(wire)
+    rows, expected_dots, expected_payloads = expected(msgs)
     assert records.tolist() == rows
+    assert dots.tolist() == expected_dots
     assert payloads == expected_payloads
     assert consumed == len(wire)
 
@@ -451,7 +499,7 @@ def test_valid_streams_decode_to_generated_values(msgs: list[Msg]) -> None:
 @settings(max_examples=300)
 @given(st.one_of(st.binary(max_size=600), st.lists(structural, max_size=600).map(bytes)))
 def test_random_bytes_agree(data: bytes) -> None:
-    _, _, consumed = decode_both(data)
+    _, _, _, consumed = decode_both(data)
     assert data[consumed:] == b"" or data[consumed] == 0xC0
 
 
@@ -470,9 +518,9 @@ def test_split_valid_stream_gives_same_frames(
     wire = b"".join(m.wire for m in msgs)
     split = data.draw(st.integers(0, len(wire)))
     first = decode(wire[:split])
-    rest = wire[:split][first[2] :] + wire[split:]
+    rest = wire[:split][first[3] :] + wire[split:]
     second = decode(rest)
-    assert second[2] == len(rest)
+    assert second[3] == len(rest)
     assert non_garbage(first) + non_garbage(second) == non_garbage(decode(wire))
     assert garbage_bytes(first[0]) == garbage_bytes(second[0]) == 0
 
@@ -487,8 +535,22 @@ def test_split_corrupted_stream_gives_same_records(
     split = data.draw(st.integers(0, len(wire)))
     whole = decode(wire)
     first = decode(wire[:split])
-    rest = wire[:split][first[2] :] + wire[split:]
+    rest = wire[:split][first[3] :] + wire[split:]
     second = decode(rest)
     assert non_garbage(first) + non_garbage(second) == non_garbage(whole)
     assert garbage_bytes(first[0]) + garbage_bytes(second[0]) == garbage_bytes(whole[0])
-    assert rest[second[2] :] == wire[whole[2] :]
+    assert rest[second[3] :] == wire[whole[3] :]
+
+
+@pytest.mark.skipif(importlib.util.find_spec("atheris") is None, reason="atheris not installed")
+def test_coverage_guided_fuzzing_finds_no_disagreement() -> None:
+    harness = Path(__file__).parent / "fuzz" / "packets_fuzz.py"
+    run = subprocess.run(
+        [sys.executable, str(harness), "-runs=40000", "-max_len=2048", "-seed=1"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=Path(__file__).parents[1],
+    )
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert "Done 40000 runs" in run.stderr

@@ -1,9 +1,9 @@
-"""Plain-Python reference of the pen frame decoder (protocol_specs/pen-wire.md §1, §2, §3.2, §5).
+"""Plain-Python reference of the pen packet decoder (protocol_specs/pen-wire.md §1, §2, §3.2, §5).
 
-`ext/penwire.pyx` must return exactly what this module returns for every input: this is the
+`ext/packets.pyx` must return exactly what this module returns for every input: this is the
 readable statement of the rules, and the baseline the kernel is benchmarked against.
 
-decode(data) -> (records, payloads, consumed); see `decode` for the record layout.
+decode(data) -> (records, dots, payloads, consumed); see `decode` for the layouts.
 """
 
 import re
@@ -13,7 +13,7 @@ from collections.abc import Callable
 import numpy as np
 
 MAX_FRAME = 131_080  # 2 * (4 + 65_535) + 2: the longest frame a legal body can escape to
-NCOLS = 14
+NCOLS = 11
 
 FRAME_START = 0xC0
 ESCAPE = 0x7D
@@ -36,6 +36,20 @@ BAD_VALUE = -7
 
 INT64_MAX = 2**63 - 1
 
+# One decoded Dot event (pen-wire.md §3.2); x and y are integer part + fraction / 100.
+DOT_DTYPE = np.dtype(
+    [
+        ("x", "<f8"),
+        ("y", "<f8"),
+        ("force", "<u2"),
+        ("twist", "<u2"),
+        ("counter", "u1"),
+        ("dt_ms", "u1"),
+        ("tilt_x", "u1"),
+        ("tilt_y", "u1"),
+    ]
+)
+
 _TERMINATOR = re.compile(rb"[\xc0\xc1]")
 _BAD_ESCAPE = re.compile(rb"\x7d(?![\xe0\xe1\x5d])")
 _ESCAPE_PAIR = re.compile(rb"\x7d[\xe0\xe1\x5d]")
@@ -47,6 +61,7 @@ _PAPER_INFO = struct.Struct("<B3sBII")  # counter, owner u24, section, note, pag
 _DOT = struct.Struct("<BBHHHBBBBH")  # counter, dt, force, x, y, fx, fy, tilt x, tilt y, twist
 
 Fields = tuple[int, ...]
+DotTuple = tuple[float, float, int, int, int, int, int, int]
 
 
 def _pen_down(data: bytes) -> Fields | None:
@@ -64,19 +79,19 @@ def _paper_info(data: bytes) -> Fields | None:
     return counter, section, int.from_bytes(owner, "little"), note, page
 
 
-def _dot(data: bytes) -> Fields | None:
-    fields = _DOT.unpack_from(data)
-    fx, fy = fields[5], fields[6]
-    return None if fx > 99 or fy > 99 else fields
-
-
 # command -> (minimum len, parser returning the record's fields or None for bad_value)
 _EVENTS: dict[int, tuple[int, Callable[[bytes], Fields | None]]] = {
     PEN_DOWN: (_PEN_DOWN.size, _pen_down),
     PEN_UP: (_PEN_UP.size, _pen_up),
     PAPER_INFO: (_PAPER_INFO.size, _paper_info),
-    DOT: (_DOT.size, _dot),
 }
+
+
+def _dot(data: bytes) -> DotTuple | None:
+    counter, dt, force, x, y, fx, fy, tilt_x, tilt_y, twist = _DOT.unpack_from(data)
+    if fx > 99 or fy > 99:
+        return None
+    return (x + fx / 100.0, y + fy / 100.0, force, twist, counter, dt, tilt_x, tilt_y)
 
 
 def _row(kind: int, result: int, offset: int, length: int, fields: Fields = ()) -> list[int]:
@@ -100,54 +115,80 @@ def _unescape(raw: bytes) -> bytes | None:
     return _ESCAPE_PAIR.sub(lambda pair: _UNESCAPED[pair[0]], raw)
 
 
-def _closed_frame(raw: bytes, span: int, payloads: bytearray) -> list[int]:
-    """The record of a frame whose escaped body `raw` lay between 0xC0 and 0xC1."""
+class _Output:
+    def __init__(self) -> None:
+        self.rows: list[list[int]] = []
+        self.dots: list[DotTuple] = []
+        self.payloads = bytearray()
+
+    def add(self, row: list[int]) -> None:
+        self.rows.append(row)
+
+    def add_dot(self, dot: DotTuple) -> None:
+        """A Dot joins the run in the previous record, or starts a run."""
+        if self.rows and self.rows[-1][0] == DOT:
+            self.rows[-1][3] += 1
+        else:
+            self.rows.append(_row(DOT, -1, len(self.dots), 1))
+        self.dots.append(dot)
+
+
+def _closed_frame(raw: bytes, span: int, out: _Output) -> None:
+    """Record the frame whose escaped body `raw` lay between 0xC0 and 0xC1."""
     body = _unescape(raw)
     if body is None:
-        return _row(BAD_ESCAPE, _first_byte(raw, 0, len(raw)), -1, span)
+        return out.add(_row(BAD_ESCAPE, _first_byte(raw, 0, len(raw)), -1, span))
     if not body:
-        return _row(TOO_SHORT, -1, -1, span)
+        return out.add(_row(TOO_SHORT, -1, -1, span))
     cmd = body[0]
     header = 4 if cmd >= RESPONSE else 3
     if len(body) < header:
-        return _row(TOO_SHORT, cmd, -1, span)
+        return out.add(_row(TOO_SHORT, cmd, -1, span))
     length = int.from_bytes(body[header - 2 : header], "little")
     data = body[header:]
     if length != len(data):
-        return _row(BAD_LENGTH, cmd, -1, span)
+        return out.add(_row(BAD_LENGTH, cmd, -1, span))
+    if cmd == DOT:
+        if length < _DOT.size:
+            return out.add(_row(BAD_LENGTH, cmd, -1, span))
+        dot = _dot(data)
+        return out.add(_row(BAD_VALUE, cmd, -1, span)) if dot is None else out.add_dot(dot)
     event = _EVENTS.get(cmd)
     if event is None:
         result = body[1] if cmd >= RESPONSE else -1
-        offset = len(payloads)
-        payloads += data
-        return _row(cmd, result, offset, length)
+        out.add(_row(cmd, result, len(out.payloads), length))
+        out.payloads += data
+        return None
     min_length, parse = event
     if length < min_length:
-        return _row(BAD_LENGTH, cmd, -1, span)
+        return out.add(_row(BAD_LENGTH, cmd, -1, span))
     fields = parse(data)
     if fields is None:
-        return _row(BAD_VALUE, cmd, -1, span)
-    return _row(cmd, -1, -1, length, fields)
+        return out.add(_row(BAD_VALUE, cmd, -1, span))
+    return out.add(_row(cmd, -1, -1, length, fields))
 
 
-def decode(data: bytes) -> tuple[np.ndarray, bytes, int]:
+def decode(data: bytes) -> tuple[np.ndarray, np.ndarray, bytes, int]:
     """Decode every complete frame of `data`.
 
-    Returns (records, payloads, consumed). records is an int64 (N, 14) array, one row per frame or
-    rejected piece of input in stream order: kind (command byte, or a negative reason code),
-    result (-1 if none), payload offset (-1 if none), len (for rejects: input bytes spanned),
-    then up to ten parsed event fields. payloads holds the data of good frames that are not one
-    of the four parsed events. A frame still open at the end is not consumed.
+    Returns (records, dots, payloads, consumed).
+
+    records is an int64 (N, 11) array, one row per frame, run of Dots or rejected piece of input,
+    in stream order: kind (command byte, or a negative reason code), result (-1 if none), offset
+    (-1 if none), len (for rejects: input bytes spanned), then up to seven parsed event fields.
+    A row of kind Dot (0x6C) stands for consecutive Dot frames: offset is the index of the first
+    in `dots` and len how many. dots is a DOT_DTYPE array of every good Dot. payloads holds the
+    data of good frames that are none of PenDown, PenUp, PaperInfo, Dot; their rows' offset
+    points into it. A frame still open at the end is not consumed.
     """
-    rows: list[list[int]] = []
-    payloads = bytearray()
+    out = _Output()
     pos, n = 0, len(data)
     while pos < n:
         if data[pos] != FRAME_START:
             end = data.find(FRAME_START, pos)
             if end < 0:
                 end = n
-            rows.append(_row(GARBAGE, -1, -1, end - pos))
+            out.add(_row(GARBAGE, -1, -1, end - pos))
             pos = end
             continue
         limit = min(n, pos + MAX_FRAME)
@@ -155,15 +196,16 @@ def decode(data: bytes) -> tuple[np.ndarray, bytes, int]:
         if terminator is None:
             if limit - pos < MAX_FRAME:
                 break  # the frame may still end in the caller's next read
-            rows.append(_row(OVERSIZE, _first_byte(data, pos + 1, limit), -1, MAX_FRAME))
+            out.add(_row(OVERSIZE, _first_byte(data, pos + 1, limit), -1, MAX_FRAME))
             pos = limit
             continue
         end = terminator.start()
         if data[end] == FRAME_START:
-            rows.append(_row(TRUNCATED, _first_byte(data, pos + 1, end), -1, end - pos))
+            out.add(_row(TRUNCATED, _first_byte(data, pos + 1, end), -1, end - pos))
             pos = end
             continue
-        rows.append(_closed_frame(data[pos + 1 : end], end + 1 - pos, payloads))
+        _closed_frame(data[pos + 1 : end], end + 1 - pos, out)
         pos = end + 1
-    records = np.array(rows, dtype=np.int64).reshape(-1, NCOLS)
-    return records, bytes(payloads), pos
+    records = np.array(out.rows, dtype=np.int64).reshape(-1, NCOLS)
+    dots = np.array(out.dots, dtype=DOT_DTYPE)
+    return records, dots, bytes(out.payloads), pos

@@ -1,18 +1,23 @@
-"""Cython kernel of the pen frame decoder (protocol_specs/pen-wire.md §1, §2, §3.2, §5).
+"""Cython kernel of the pen packet decoder (protocol_specs/pen-wire.md §1, §2, §3.2, §5).
 
-decode(data) returns exactly what ext/penwire_ref.py's decode returns for every input; the
+One pass unframes, unescapes and decodes; runs of Dot events land in a numpy structured array.
+decode(data) returns exactly what ext/packets_ref.py's decode returns for every input; the
 reference is where the rules are spelled out, this module only makes them fast.
 """
 
-from libc.stdint cimport int64_t, uint32_t, uint64_t
+from libc.stdint cimport int64_t, uint8_t, uint16_t, uint32_t, uint64_t
 from libc.stdlib cimport free, realloc
 from libc.string cimport memchr, memset
 
 import numpy as np
 
+from ext.packets_ref import DOT_DTYPE
+
 cdef enum:
     MAX_FRAME = 131080
-    NCOLS = 14
+    NCOLS = 11
+    # The shortest frame that can yield a Dot: 0xC0, cmd, len u16, 14 data bytes, 0xC1.
+    MIN_DOT_FRAME = 19
     # Unescaped body bytes kept for parsing: the largest header + parsed event is 4 + 19.
     HEAD = 32
 
@@ -37,10 +42,27 @@ cdef enum:
 cdef uint64_t INT64_MAX = 0x7FFFFFFFFFFFFFFF
 
 
+# Laid out exactly as DOT_DTYPE (checked at import).
+cdef packed struct DotRec:
+    double x
+    double y
+    uint16_t force
+    uint16_t twist
+    uint8_t counter
+    uint8_t dt_ms
+    uint8_t tilt_x
+    uint8_t tilt_y
+
+if DOT_DTYPE.itemsize != sizeof(DotRec) or DOT_DTYPE.fields["tilt_y"][1] != 23:
+    raise ImportError("ext.packets: DotRec does not match DOT_DTYPE")
+
+
 cdef struct Output:
     int64_t *rows
     Py_ssize_t nrows
     Py_ssize_t rows_cap
+    DotRec *dots  # sized for the most Dots the input could hold, so it never grows
+    Py_ssize_t ndots
     bint open_frame
     unsigned char *payloads
     Py_ssize_t npayloads
@@ -178,6 +200,28 @@ cdef void _copy_payload(
     _add_row(out, cmd, result, offset, length)
 
 
+cdef void _add_dot(Output *out, const unsigned char *d) noexcept nogil:
+    """Append a Dot to the run in the last record, or start a run; d is its data field."""
+    cdef DotRec *dot = out.dots + out.ndots
+    cdef int64_t *last
+    dot.counter = d[0]
+    dot.dt_ms = d[1]
+    dot.force = _u16(d + 2)
+    dot.x = _u16(d + 4) + d[8] / 100.0
+    dot.y = _u16(d + 6) + d[9] / 100.0
+    dot.tilt_x = d[10]
+    dot.tilt_y = d[11]
+    dot.twist = _u16(d + 12)
+    if out.nrows:
+        last = out.rows + (out.nrows - 1) * NCOLS
+        if last[0] == DOT:
+            last[3] += 1
+            out.ndots += 1
+            return
+    _add_row(out, DOT, -1, out.ndots, 1)
+    out.ndots += 1
+
+
 cdef void _parse_event(
     Output *out, int64_t cmd, const unsigned char *d, Py_ssize_t length, Py_ssize_t span
 ) noexcept nogil:
@@ -208,6 +252,9 @@ cdef void _parse_event(
     if bad_value:
         _add_row(out, BAD_VALUE, cmd, -1, span)
         return
+    if cmd == DOT:
+        _add_dot(out, d)
+        return
     row = _add_row(out, cmd, -1, -1, length)
     row[4] = d[0]
     if cmd == PEN_DOWN:
@@ -221,21 +268,11 @@ cdef void _parse_event(
         row[8] = _u16(d + 13)
         row[9] = _u16(d + 15)
         row[10] = _u16(d + 17)
-    elif cmd == PAPER_INFO:
+    else:
         row[5] = d[4]
         row[6] = _u24(d + 1)
         row[7] = _u32(d + 5)
         row[8] = _u32(d + 9)
-    else:
-        row[5] = d[1]
-        row[6] = _u16(d + 2)
-        row[7] = _u16(d + 4)
-        row[8] = _u16(d + 6)
-        row[9] = d[8]
-        row[10] = d[9]
-        row[11] = d[10]
-        row[12] = d[11]
-        row[13] = _u16(d + 12)
 
 
 cdef void _closed_frame(
@@ -313,10 +350,15 @@ cdef int64_t *_rows_of(int64_t[:, ::1] records):
     return &records[0, 0]
 
 
+cdef DotRec *_dots_of(unsigned char[::1] raw):
+    """Where the buffer of a DOT_DTYPE array (seen as bytes) starts."""
+    return <DotRec *> &raw[0]
+
+
 def decode(const unsigned char[::1] data not None):
     """Decode every complete frame of `data` (any contiguous byte buffer).
 
-    Returns (records, payloads, consumed) exactly as ext.penwire_ref.decode does.
+    Returns (records, dots, payloads, consumed) exactly as ext.packets_ref.decode does.
     """
     cdef Py_ssize_t n = data.shape[0]
     cdef const unsigned char *ptr = NULL
@@ -326,9 +368,11 @@ def decode(const unsigned char[::1] data not None):
     if n:
         ptr = &data[0]
     # Rows are written straight into the array that is returned: a first guess that fits a
-    # stream of dot frames (~20 B each), doubled whenever a pass runs out, trimmed at the end.
-    out.rows_cap = n // 16 + 16
+    # stream of dot runs, doubled whenever a pass runs out, trimmed at the end.
+    out.rows_cap = n // 64 + 16
     records = np.empty((out.rows_cap, NCOLS), dtype=np.int64)
+    dots = np.empty(n // MIN_DOT_FRAME + 1, dtype=DOT_DTYPE)
+    out.dots = _dots_of(dots.view(np.uint8))
     try:
         while True:
             out.rows = _rows_of(records)
@@ -341,7 +385,8 @@ def decode(const unsigned char[::1] data not None):
             out.rows_cap *= 2
             records.resize((out.rows_cap, NCOLS), refcheck=False)
         records.resize((out.nrows, NCOLS), refcheck=False)
+        dots.resize(out.ndots, refcheck=False)
         payloads = out.payloads[:out.npayloads] if out.npayloads else b""
-        return records, payloads, pos
+        return records, dots, payloads, pos
     finally:
         free(out.payloads)
