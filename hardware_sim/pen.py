@@ -134,9 +134,7 @@ class SimPen:
     chunk_corrupt_rate: float = 0.0  # share of offline chunks damaged on the way out
 
     def __post_init__(self) -> None:
-        self._master, self._slave = os.openpty()
-        tty.setraw(self._slave)  # bytes must pass untouched: no echo, no CR/LF translation
-        self.device = os.ttyname(self._slave)
+        self._open_link()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.done = threading.Event()
@@ -160,9 +158,35 @@ class SimPen:
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout=5)
+        self._close_link()
+
+    # -- the link: a pseudo-terminal here; hardware_sim/ble_pen.py puts a radio in its place ------
+
+    def _open_link(self) -> None:
+        self._master, self._slave = os.openpty()
+        tty.setraw(self._slave)  # bytes must pass untouched: no echo, no CR/LF translation
+        self.device = os.ttyname(self._slave)
+
+    def _close_link(self) -> None:
         for fd in (self._master, self._slave):
             with contextlib.suppress(OSError):
                 os.close(fd)
+
+    def _read(self, timeout: float) -> bytes | None:
+        """What the gateway sent within `timeout` (b"" if nothing), or None if the link failed."""
+        ready, _, _ = select.select([self._master], [], [], timeout)
+        if not ready:
+            return b""
+        try:
+            return os.read(self._master, 4096)
+        except OSError:
+            return None
+
+    def _left_range(self) -> None:
+        """Out of range: a serial dongle's port stays open, the pen just falls silent."""
+
+    def _came_back(self) -> None:
+        """Back in range: the pen waits for the gateway's handshake, as after any connection."""
 
     # -- the pen's life -------------------------------------------------------------------------
 
@@ -183,13 +207,9 @@ class SimPen:
             self._serve_requests(timeout=0.2)
 
     def _serve_requests(self, timeout: float) -> None:
-        ready, _, _ = select.select([self._master], [], [], timeout)
-        data = b""
-        if ready:
-            try:
-                data = os.read(self._master, 4096)
-            except OSError:
-                return
+        data = self._read(timeout)
+        if data is None:
+            return
         self._come_back_if_due()
         if self._away_until is not None:
             return  # out of range: the gateway's requests never reach the pen
@@ -206,12 +226,14 @@ class SimPen:
                 assert self.camera is None, "a lattice-camera pen cannot decode strokes to store"
                 self._away_until = end
                 self.firmware.link_lost()
+                self._left_range()
 
     def _come_back_if_due(self) -> None:
         if self._away_until is None or not self._t0:
             return
         if (time.monotonic() - self._t0) * self.time_scale >= self._away_until:
             self._away_until = None
+            self._came_back()
 
     def _sleep_until(self, deadline: float) -> bool:
         while not self._stop.is_set():
