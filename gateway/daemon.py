@@ -6,6 +6,7 @@ import logging
 import threading
 
 from classink import __version__
+from firmware_bridge.ble import BleThread
 from firmware_bridge.registry import PenRegistry
 from firmware_bridge.serial import SerialHub
 from gateway.outbox import Outbox
@@ -43,6 +44,7 @@ def run(settings: GatewaySettings, stop: threading.Event) -> Pipeline:
         idle_s=settings.answer_idle_s,
     )
     hub = SerialHub(settings.serial_ports, f"classink {__version__}", registry.password_for)
+    ble = BleThread(f"classink {__version__}", registry.password_for) if settings.ble else None
     log.info(
         "gateway %s/%s: %d pen ports, %d templates, outbox depth %d",
         settings.site_id,
@@ -52,17 +54,26 @@ def run(settings: GatewaySettings, stop: threading.Event) -> Pipeline:
         outbox.depth(),
     )
     uplink.start()
+    if ble is not None:
+        ble.start()
     try:
         while not stop.is_set():
             for link, events in hub.poll(POLL_S):
                 pipeline.on_pen_events(link.device, events)
+            for name, events in ble.take_events() if ble is not None else ():
+                pipeline.on_pen_events(name, events)
             pipeline.tick()
             # Only now, with their strokes in the outbox, may pens delete offline data.
-            for device, batch_id in pipeline.take_durable_batches():
-                hub.batch_durable(device, batch_id)
+            for name, batch_id in pipeline.take_durable_batches():
+                if ble is not None and name.startswith("ble:"):
+                    ble.batch_durable(name, batch_id)
+                else:
+                    hub.batch_durable(name, batch_id)
     finally:
         for link, events in hub.close():
             pipeline.on_pen_events(link.device, events)
+        for name, events in ble.stop() if ble is not None else ():
+            pipeline.on_pen_events(name, events)
         pipeline.flush()
         uplink.stop()
         log.info(

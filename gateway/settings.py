@@ -29,6 +29,7 @@ class GatewaySettings(BaseSettings):
         default_factory=list, description="booklet manifests of `classink sheets print`"
     )
     serial_ports: list[str] = Field(default_factory=list, description="pen serial devices")
+    ble: bool = Field(False, description="also find and connect pens over Bluetooth LE (bleak)")
     review_below: float = Field(
         0.6, ge=0, le=1, description="confidence under which a person reviews"
     )
