@@ -177,7 +177,7 @@ class Pipeline:
             self._drop([stroke])
             return
         template, page = found.template, found.page
-        region = page.locate(*stroke.centroid)
+        region = page.locate_ink(stroke.points[:, :2])
         if region is None:
             self.rejects.record(
                 "outside_regions",

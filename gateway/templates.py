@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Literal
 
+import numpy as np
 from pydantic import BaseModel, Field, ValidationError, field_validator, model_validator
 
 ANSWERS = {
@@ -88,10 +90,34 @@ class Page(BaseModel):
                     raise ValueError(f"boxes of {a.question_id} and {b.question_id} overlap")
         return self
 
-    def locate(self, x: float, y: float) -> Region | None:
-        """The region a stroke centred at (x, y) mm belongs to, or None."""
-        hits = [r for r in self.regions if r.grown_contains(x, y)]
-        return min(hits, key=lambda r: r.centre_distance2(x, y)) if hits else None
+    def locate_ink(self, xy: np.ndarray) -> Region | None:
+        """The region whose grown box holds most of a stroke's points (k, 2) in mm, or None.
+
+        A stroke that crosses a box border belongs to the box holding most of its ink; ties go to
+        the box whose centre is nearest the stroke's centroid. A stroke with less than half of
+        its ink in any grown box (working out, a line across the page) belongs to none.
+        """
+        lo, hi = self._grown_boxes
+        # Only boxes the stroke's bounding box reaches can hold any of its points: usually one.
+        near = np.flatnonzero(
+            (lo <= xy.max(axis=0)).all(axis=1) & (hi >= xy.min(axis=0)).all(axis=1)
+        )
+        if len(near) == 0:
+            return None
+        inside = (xy[None] >= lo[near, None]) & (xy[None] <= hi[near, None])
+        ink = inside.all(axis=2).sum(axis=1)
+        best = int(ink.max())
+        if best == 0 or 2 * best < len(xy):
+            return None
+        cx, cy = xy.mean(axis=0)
+        tied = [self.regions[i] for i, n in zip(near, ink, strict=True) if n == best]
+        return min(tied, key=lambda r: r.centre_distance2(float(cx), float(cy)))
+
+    @cached_property
+    def _grown_boxes(self) -> tuple[np.ndarray, np.ndarray]:
+        """Every region's box grown by the margin, as (lo, hi) corner arrays (regions, 2)."""
+        boxes = np.array([r.box_mm for r in self.regions], dtype=np.float64).reshape(-1, 4)
+        return boxes[:, :2] - REGION_MARGIN_MM, boxes[:, :2] + boxes[:, 2:] + REGION_MARGIN_MM
 
 
 class ExamTemplate(BaseModel):

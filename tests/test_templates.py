@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import json
 
+import numpy as np
 import pytest
 
 from gateway.templates import TemplateError, TemplateIndex, load_template
@@ -27,9 +28,23 @@ def test_sample_exam_loads_and_locates_boxes(sample):
     page = t.pages[0]
     q1 = page.regions[0]
     x, y, w, h = q1.box_mm
-    assert page.locate(x + w / 2, y + h / 2) is q1
-    assert page.locate(x - 2, y + 1) is q1  # children write over the line: 3 mm margin
-    assert page.locate(5, 5) is None
+    assert page.locate_ink(np.array([[x + w / 2, y + h / 2]])) is q1
+    assert page.locate_ink(np.array([[x - 2, y + 1]])) is q1  # written over the line: 3 mm margin
+    assert page.locate_ink(np.array([[5.0, 5.0]])) is None
+
+
+def test_a_stroke_belongs_to_the_box_holding_most_of_its_ink(sample):
+    page = load_template(SAMPLE_EXAM).pages[0]
+    q1 = page.regions[0]
+    x, y, w, h = q1.box_mm
+    # Crossing the right border: 6 of its 10 points in q1's grown box -> q1.
+    crossing = np.stack([np.linspace(x + 2, x + w + 14, 10), np.full(10, y + h / 2)], axis=1)
+    assert page.locate_ink(crossing) is q1
+    # Its centroid lies outside every box, yet half of its ink is in q1: still q1.
+    assert page.locate_ink(crossing + [6.0, 0.0]) is q1
+    # Mostly outside every box (working out beside the question): belongs to none.
+    beside = np.stack([np.linspace(x + 1, x - 40, 10), np.full(10, y + h / 2)], axis=1)
+    assert page.locate_ink(beside) is None
 
 
 @pytest.mark.parametrize(

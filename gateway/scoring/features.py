@@ -8,6 +8,8 @@ densely sampled stroke weighs the same as a quick one). Three feature groups fol
 - the trajectory itself, as equally spaced points in writing order: captures how a digit was drawn;
 - a coarse grid of pen directions (8 directions x G x G cells, bilinear in space and angle), which
   is the on-line form of a blurred image and tolerates small shifts and wobbles;
+- the same grid of line orientations (4, direction of travel ignored), so that a stroke drawn
+  the other way round, as many writers do a stem or a bar, still looks like the same letter;
 - the stroke count and the aspect ratio, which separate e.g. a two-stroke cross from a tick.
 """
 
@@ -21,9 +23,10 @@ TRAJECTORY_POINTS = 24
 DIRECTION_POINTS = 64
 GRID = 5
 DIRECTIONS = 8
+ORIENTATIONS = 4
 MAX_STROKES = 4
 
-FEATURE_SIZE = 2 * TRAJECTORY_POINTS + GRID * GRID * DIRECTIONS + MAX_STROKES + 1
+FEATURE_SIZE = 2 * TRAJECTORY_POINTS + GRID * GRID * (DIRECTIONS + ORIENTATIONS) + MAX_STROKES + 1
 
 StrokesLike = Sequence[np.ndarray] | Sequence[Sequence[Sequence[float]]]
 
@@ -81,13 +84,21 @@ def resample(points: np.ndarray, starts: np.ndarray, n: int) -> tuple[np.ndarray
     Pen-up jumps between strokes count as zero length, so no points are spent on the air; the unit
     direction is zero where the pen did not move (a dot).
     """
+    return resample_at(points, starts, np.linspace(0.0, 1.0, n))
+
+
+def resample_at(
+    points: np.ndarray, starts: np.ndarray, fractions: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Points (and pen directions) at the given fractions of the pen-down path length."""
+    n = len(fractions)
     if len(points) == 1:
         return np.repeat(points, n, axis=0), np.zeros((n, 2))
     seg = points[1:] - points[:-1]
     length = np.hypot(seg[:, 0], seg[:, 1])
     length[starts[1:]] = 0.0
     cum = np.concatenate(([0.0], np.cumsum(length)))
-    targets = np.linspace(0.0, cum[-1], n)
+    targets = fractions * cum[-1]
     idx = np.clip(np.searchsorted(cum, targets, side="right") - 1, 0, len(seg) - 1)
     seg_len = length[idx]
     moving = seg_len > 0
@@ -98,8 +109,23 @@ def resample(points: np.ndarray, starts: np.ndarray, n: int) -> tuple[np.ndarray
     return out, direction
 
 
-def _direction_grid(points: np.ndarray, direction: np.ndarray) -> np.ndarray:
-    """Pen directions splatted bilinearly into GRID x GRID cells x DIRECTIONS angle bins."""
+# Both resamplings of `features` in one pass: the trajectory's points, then the dense ones.
+_FRACTIONS = np.concatenate(
+    (np.linspace(0.0, 1.0, TRAJECTORY_POINTS), np.linspace(0.0, 1.0, DIRECTION_POINTS))
+)
+_CORNER_DU = np.array([0, 1, 0, 1])[:, None]
+_CORNER_DV = np.array([0, 0, 1, 1])[:, None]
+# (angle bins, period, offset in the output): directions of travel, then orientations, which
+# ignore the direction a line was drawn in.
+_ANGLE_GRIDS = (
+    (DIRECTIONS, 2 * np.pi, 0),
+    (ORIENTATIONS, np.pi, GRID * GRID * DIRECTIONS),
+)
+
+
+def direction_grids(points: np.ndarray, direction: np.ndarray) -> np.ndarray:
+    """Pen directions splatted bilinearly into GRID x GRID cells x angle bins, for each grid of
+    `_ANGLE_GRIDS`, concatenated; one bincount for all, as this is the hottest loop of scoring."""
     moving = (direction != 0).any(axis=1)
     # Cell coordinates: [-0.5, 0.5] maps to [0, GRID - 1].
     u = np.clip((points[:, 0] + 0.5) * (GRID - 1), 0.0, GRID - 1 - 1e-9)
@@ -108,23 +134,26 @@ def _direction_grid(points: np.ndarray, direction: np.ndarray) -> np.ndarray:
     v0 = np.floor(v).astype(np.intp)
     fu = u - u0
     fv = v - v0
-    angle = np.arctan2(direction[:, 1], direction[:, 0]) * (DIRECTIONS / (2 * np.pi))
-    a0f = np.floor(angle)
-    fa = angle - a0f
-    a0 = a0f.astype(np.intp) % DIRECTIONS
-    a1 = (a0 + 1) % DIRECTIONS
-    weight = moving / max(int(moving.sum()), 1)
+    # The four cells around each point (4, n) and their bilinear weights.
+    cells = np.minimum(v0 + _CORNER_DV, GRID - 1) * GRID + np.minimum(u0 + _CORNER_DU, GRID - 1)
+    spatial = np.where(_CORNER_DU, fu, 1 - fu) * np.where(_CORNER_DV, fv, 1 - fv)
+    spatial *= moving / max(int(moving.sum()), 1)
+    theta = np.arctan2(direction[:, 1], direction[:, 0])
     idx_parts = []
     w_parts = []
-    for du, wu in ((0, 1 - fu), (1, fu)):
-        for dv, wv in ((0, 1 - fv), (1, fv)):
-            cell = (
-                np.minimum(v0 + dv, GRID - 1) * GRID + np.minimum(u0 + du, GRID - 1)
-            ) * DIRECTIONS
-            idx_parts += [cell + a0, cell + a1]
-            w_parts += [weight * wu * wv * (1 - fa), weight * wu * wv * fa]
+    for bins, period, offset in _ANGLE_GRIDS:
+        angle = theta * (bins / period)
+        a0f = np.floor(angle)
+        fa = angle - a0f
+        a0 = a0f.astype(np.intp) % bins
+        a1 = (a0 + 1) % bins
+        base = offset + cells * bins
+        idx_parts += [base + a0, base + a1]
+        w_parts += [spatial * (1 - fa), spatial * fa]
     grid = np.bincount(
-        np.concatenate(idx_parts), np.concatenate(w_parts), minlength=GRID * GRID * DIRECTIONS
+        np.concatenate(idx_parts, axis=None),
+        np.concatenate(w_parts, axis=None),
+        minlength=GRID * GRID * (DIRECTIONS + ORIENTATIONS),
     )
     # Square root evens out the dynamic range between long straight runs and short details.
     return np.sqrt(grid)
@@ -134,10 +163,14 @@ def features(strokes: StrokesLike) -> np.ndarray:
     """The feature vector (FEATURE_SIZE,) of one answer; raises ValueError on unusable input."""
     clean = as_strokes(strokes)
     points, starts, aspect = normalise(clean)
-    trajectory, _ = resample(points, starts, TRAJECTORY_POINTS)
-    dense, direction = resample(points, starts, DIRECTION_POINTS)
+    resampled, direction = resample_at(points, starts, _FRACTIONS)
     stroke_count = np.zeros(MAX_STROKES)
     stroke_count[min(len(clean), MAX_STROKES) - 1] = 1.0
     return np.concatenate(
-        (trajectory.ravel(), _direction_grid(dense, direction), stroke_count, [aspect])
+        (
+            resampled[:TRAJECTORY_POINTS].ravel(),
+            direction_grids(resampled[TRAJECTORY_POINTS:], direction[TRAJECTORY_POINTS:]),
+            stroke_count,
+            [aspect],
+        )
     )

@@ -6,11 +6,13 @@ For each field (digit, choice, mark) this
 1. reads the training writers' samples (those for which `is_eval_writer` is False) from the shared
    data sets the terms allow training on: pendigits (train file), UJIpenchars v1, $1 and $N;
 2. adds randomly distorted copies of them (seeded), because some classes have only a few dozen
-   real samples;
+   real samples, and for capitals A-D, of which the allowed sets hold 16 per letter, synthetic
+   writings from `gateway.scoring.synthetic` in every ordinary way of writing them;
 3. fits a logistic regression on standardised features (scikit-learn, training only) and exports
    it as numpy arrays;
 4. calibrates its confidence with one temperature fitted on out-of-fold predictions of a grouped
-   cross-validation over the training writers (each writer's samples stay in one fold);
+   cross-validation over the training writers (each writer's samples stay in one fold; synthetic
+   samples belong to no writer and are in the training part of every fold);
 5. evaluates the exported model on the held-out writers only, including UNIPEN, which is used for
    evaluation and never for training (its terms).
 Everything is seeded and the folds depend only on writer ids, so the figures are reproducible.
@@ -35,6 +37,7 @@ from classink.shared_data import is_eval_writer, read_jsonl
 from gateway.scoring.cli import add_train_arguments
 from gateway.scoring.features import as_strokes, features
 from gateway.scoring.recognizer import FIELDS, MODELS_DIR, FieldModel, Recognizer, softmax
+from gateway.scoring.synthetic import letters
 
 SEED = 20250101
 FOLDS = 5
@@ -75,6 +78,8 @@ class FieldSpec:
     copies: int
     # Inverse L2 strength of the logistic regression.
     c: float
+    # Synthetic writings per label (gateway.scoring.synthetic), for letters only.
+    synthetic_per_label: int = 0
 
 
 SPECS: dict[str, FieldSpec] = {
@@ -101,6 +106,7 @@ SPECS: dict[str, FieldSpec] = {
         ),
         copies=30,
         c=0.1,
+        synthetic_per_label=1000,
     ),
     "mark": FieldSpec(
         labels=("tick", "cross"),
@@ -269,10 +275,17 @@ def train_field(field: str, files: SharedFiles, out: Path, log: Callable[[str], 
     )
     y_aug = np.tile(y, spec.copies)
     log(f"{field}: {len(x_aug)} distorted copies added")
-
     folds = writer_folds([s.group for s in train])
     fold = np.array([folds[s.group] for s in train])
     fold_aug = np.tile(fold, spec.copies)
+    if spec.synthetic_per_label:
+        answers, labels = letters(spec.labels, spec.synthetic_per_label, rng)
+        x_aug = np.concatenate([x_aug, feature_matrix([augment(a, rng) for a in answers])])
+        y_aug = np.concatenate([y_aug, [index[label] for label in labels]])
+        # Fold -1 is never held out: synthetic writings train every fold and test none.
+        fold_aug = np.concatenate([fold_aug, np.full(len(answers), -1)])
+        log(f"{field}: {len(answers)} synthetic writings added")
+
     oof = np.zeros((len(train), len(spec.labels)))
     for k in range(FOLDS):
         held = fold == k
@@ -300,6 +313,7 @@ def train_field(field: str, files: SharedFiles, out: Path, log: Callable[[str], 
         "train_writer_count": sum(len(w) for w in writers.values()),
         "train_writers": {dataset: sorted(w) for dataset, w in writers.items()},
         "augmented_copies_per_sample": spec.copies,
+        "synthetic_per_label": spec.synthetic_per_label,
         "logistic_regression_c": spec.c,
         "temperature": round(temperature, 4),
         "cross_validation": {

@@ -1,0 +1,181 @@
+"""Answer recognition on one core: accuracy on unseen writers, time per character and per page.
+
+python -m bench.scoring  prints a few lines and, last, one JSON object with the numbers.
+
+- `<field>_accuracy`: the shipped models on the held-out writers of the sets the terms let us train
+  on (pendigits test file, UJIpenchars v1, $1, $N), the figure report.json calls `eval`;
+  `<field>_accuracy_unipen` on UNIPEN, a larger and harder population of writers and devices that
+  no model has seen. `*_n` are the sample counts behind each figure.
+- `ms_per_char`: one `Recognizer.predict` call (features + model) on a held-out digit, the way the
+  gateway calls it, averaged over every held-out pendigits digit.
+- `ms_per_page`: a 40-question page (16 digits, 16 choices, 8 ticks or crosses written by held-out
+  writers into their boxes, in mm): every stroke located in its box, gathered into answers,
+  recognised and scored, as `gateway.pipeline` does before the outbox. Median of many pages.
+
+The process is pinned to one CPU and numpy's BLAS to one thread before numpy is imported: the
+target machine is a Raspberry-Pi-class CPU, where one core is what scoring gets.
+"""
+
+import os
+
+for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ[_var] = "1"
+if hasattr(os, "sched_setaffinity"):
+    os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})
+
+import json  # noqa: E402
+import random  # noqa: E402
+import time  # noqa: E402
+
+import numpy as np  # noqa: E402
+
+from classink.shared_data import is_eval_writer, read_jsonl  # noqa: E402
+from gateway.answers import AnswerAssembler  # noqa: E402
+from gateway.scoring.features import as_strokes  # noqa: E402
+from gateway.scoring.recognizer import Recognizer  # noqa: E402
+from gateway.scoring.score import score  # noqa: E402
+from gateway.scoring.train import SPECS  # noqa: E402
+from gateway.strokes import Stroke  # noqa: E402
+from gateway.templates import ExamTemplate  # noqa: E402
+from hardware_sim.handwriting import Sample, held_out_pool  # noqa: E402
+from hardware_sim.pen import place_in_box  # noqa: E402
+
+PAGES = 60
+PAGE_KINDS = ["digit"] * 16 + ["choice"] * 16 + ["mark"] * 8
+REVIEW_BELOW = 0.6
+
+
+def held_out(file: str, labels: dict[str, str]) -> tuple[list[list[np.ndarray]], list[str]]:
+    answers, truth = [], []
+    for row in read_jsonl(f"handwriting/{file}"):
+        if row["label"] in labels and is_eval_writer(row["set"], row["writer"]):
+            answers.append(as_strokes(row["strokes"]))
+            truth.append(labels[row["label"]])
+    return answers, truth
+
+
+def accuracy(recognizer: Recognizer) -> dict[str, float | int]:
+    out: dict[str, float | int] = {}
+    for field, spec in SPECS.items():
+        for extra in (False, True):
+            right = total = 0
+            for src in spec.eval:
+                if src.extra != extra:
+                    continue
+                answers, truth = held_out(src.file, src.labels)
+                right += sum(
+                    recognizer.predict(field, a).label == t
+                    for a, t in zip(answers, truth, strict=True)
+                )
+                total += len(truth)
+            if total:
+                name = f"{field}_accuracy" + ("_unipen" if extra else "")
+                out[name] = round(right / total, 4)
+                out[name.replace("accuracy", "n")] = total
+    return out
+
+
+def ms_per_char(recognizer: Recognizer) -> float:
+    answers, _ = held_out(SPECS["digit"].eval[0].file, SPECS["digit"].eval[0].labels)
+    for a in answers[:50]:
+        recognizer.predict("digit", a)
+    start = time.perf_counter()
+    for a in answers:
+        recognizer.predict("digit", a)
+    return (time.perf_counter() - start) * 1e3 / len(answers)
+
+
+def page_template() -> ExamTemplate:
+    answers = {"digit": "7", "choice": "B", "mark": "tick"}
+    regions = [
+        {
+            "question_id": f"q{i + 1}",
+            "kind": kind,
+            "box_mm": [20 + 95 * (i % 2), 15 + 13 * (i // 2), 18, 11],
+            "answer": answers[kind],
+            "points": 1,
+        }
+        for i, kind in enumerate(PAGE_KINDS)
+    ]
+    return ExamTemplate.model_validate(
+        {
+            "schema": "classink.exam-template.v1",
+            "template_id": "bench-page",
+            "title": "40 questions",
+            "pages": [
+                {
+                    "address": {"section": 3, "owner": 27, "note": 9, "page": 1},
+                    "size_mm": [210, 297],
+                    "regions": regions,
+                }
+            ],
+        }
+    )
+
+
+def written_page(template: ExamTemplate, rng: random.Random) -> list[Stroke]:
+    """One student's strokes on the page, in writing order, each as the pen reports it in mm."""
+    pool = held_out_pool()
+    page = template.pages[0]
+    strokes = []
+    for region in page.regions:
+        writers = pool[region.kind]
+        by_value = writers[rng.choice(sorted(writers))]
+        sample: Sample = rng.choice(by_value[rng.choice(sorted(by_value))])
+        for xy in place_in_box(sample, region.box_mm, rng):
+            points = np.zeros((len(xy), 4))
+            points[:, :2] = xy[:, :2]
+            points[:, 2] = 8.0
+            points[:, 3] = 400.0
+            strokes.append(Stroke("bench-pen", str(page.address), 0, points))
+    return strokes
+
+
+def score_page(template: ExamTemplate, strokes: list[Stroke], recognizer: Recognizer) -> int:
+    page = template.pages[0]
+    assembler = AnswerAssembler()
+    answers = []
+    for s in strokes:
+        region = page.locate_ink(s.points[:, :2])
+        if region is not None:
+            answers += assembler.add(s, template, region, 0.0)
+    answers += assembler.flush()
+    for answer in answers:
+        p = recognizer.predict(answer.region.kind, [s.points[:, :2] for s in answer.strokes])
+        score(answer.region, p.label, p.confidence, REVIEW_BELOW)
+    return len(answers)
+
+
+def ms_per_page(recognizer: Recognizer) -> tuple[float, int]:
+    template = page_template()
+    rng = random.Random(6)
+    pages = [written_page(template, rng) for _ in range(PAGES)]
+    times, answered = [], []
+    for strokes in pages:
+        start = time.perf_counter()
+        answered.append(score_page(template, strokes, recognizer))
+        times.append((time.perf_counter() - start) * 1e3)
+    return float(np.median(times)), min(answered)
+
+
+def main() -> None:
+    recognizer = Recognizer.load()
+    figures = accuracy(recognizer)
+    for name, value in figures.items():
+        print(f"{name:>28}: {value}")
+    per_char = ms_per_char(recognizer)
+    per_page, answers = ms_per_page(recognizer)
+    print(f"{'ms_per_char':>28}: {per_char:.3f}")
+    print(f"{'ms_per_page':>28}: {per_page:.2f} ({answers} answers on each page)")
+    result = {
+        **figures,
+        "ms_per_char": round(per_char, 3),
+        "ms_per_page": round(per_page, 2),
+        "answers_per_page": answers,
+        "cpu_cores": 1,
+    }
+    print(json.dumps(result))
+
+
+if __name__ == "__main__":
+    main()
