@@ -269,11 +269,11 @@ class PenConnection:
             events.append(Rejected(reason, f"{reason}{cmd}", length))
             return
         if kind in KNOWN_EVENTS:
-            self._check_counter(fields[0], events)
+            gap = self._check_counter(fields[0], events)
             if kind == PEN_DOWN:
                 self._on_pen_down(fields, events)
             elif kind == PAPER_INFO:
-                self._on_paper_info(fields, events)
+                self._on_paper_info(fields, gap, events)
             else:
                 self._on_pen_up(fields, events)
             return
@@ -351,10 +351,13 @@ class PenConnection:
             if ident is not None:
                 events.append(OfflineChunkRejected(ident, exc.reason))
 
-    def _check_counter(self, counter: int, events: list[Event]) -> None:
-        if self._expected_counter is not None and counter != self._expected_counter:
+    def _check_counter(self, counter: int, events: list[Event]) -> bool:
+        """Whether events were lost just before this one (reported as an EventGap)."""
+        gap = self._expected_counter is not None and counter != self._expected_counter
+        if gap:
             events.append(EventGap(self._expected_counter, counter))
         self._expected_counter = (counter + 1) & 0xFF
+        return gap
 
     def _on_pen_down(self, f: list[int], events: list[Event]) -> None:
         if self._in_stroke:
@@ -364,9 +367,14 @@ class PenConnection:
         self._last_time_ms = f[1]
         events.append(PenDown(timestamp_ms=f[1], tip_type=f[2], colour=f[3]))
 
-    def _on_paper_info(self, f: list[int], events: list[Event]) -> None:
+    def _on_paper_info(self, f: list[int], gap: bool, events: list[Event]) -> None:
         page = PaperInfo(section=f[1], owner=f[2], note=f[3], page=f[4])
-        if self._in_stroke and self._stroke_dots and page != self._page:
+        if not self._in_stroke and gap:
+            # A pen sends PaperInfo right after PenDown: here that PenDown was the event lost.
+            events.append(Rejected("pen_down_lost", f"PaperInfo {page.address} with no PenDown"))
+            self._in_stroke, self._stroke_dots = True, 0
+            events.append(PenDown(self._last_time_ms, 0, 0, synthetic=True))
+        elif self._in_stroke and self._stroke_dots and page != self._page:
             events.append(Rejected("page_change_in_stroke", f"stroke moved to page {page.address}"))
             events += self._cut_stroke()
             self._in_stroke, self._stroke_dots = True, 0
@@ -432,6 +440,7 @@ class PenConnection:
             events.append(Rejected("pen_up_without_pen_down", "PenUp with no open stroke"))
             return
         self._in_stroke = False
+        self._last_time_ms = f[1]  # the pen's clock, for a PenDown that may have to be synthesised
         events.append(PenUp(timestamp_ms=f[1], dot_count=f[2]))
 
     def _cut_stroke(self) -> list[Event]:

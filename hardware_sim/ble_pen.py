@@ -3,10 +3,11 @@ peripheral on the simulated radio of hardware_sim/ble_radio.py.
 
 The pen advertises the Neo service (0x19F1), the newer 128-bit service, or only its name, as
 real pens do; the gateway writes requests to the write characteristic and gets the pen's bytes as
-notifications of at most MTU - 3 bytes. The pen's life (its script, firmware, offline memory)
-runs on its own thread as for a pen on a serial port; only the link differs. Besides what the
-serial pen can do, this one can drop notifications (`drop_rate`) and lose its link in the middle
-of a stroke (`cut_rate`), as pens in a crowded classroom do.
+notifications of at most MTU - 3 bytes. The pen's life (its script, firmware, offline memory,
+faults) runs on its own thread as for a pen on a serial port; only the link differs: a cut
+(`cut_rate`) drops the connection and the gateway connects again, and a frame the link faults
+drop (`faults.drop_rate`) is a notification that never arrives — every real-time frame fits in
+one notification.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import queue
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from bumble.core import UUID, AdvertisingData
@@ -22,9 +24,13 @@ from bumble.gatt import Characteristic, CharacteristicValue, Service
 
 from firmware_bridge.ble import NEO_GATT, NEW_GATT, GattSet
 from hardware_sim.ble_radio import BumbleRadio
+from hardware_sim.link_faults import Sent
 from hardware_sim.pen import SimPen
 
 _LINK_LOST = None  # put in the pen's inbox by the radio when the connection ends
+DRAIN_S = 1.0  # at most this long for the radio to send what it holds before a cut
+# The radio's queue: notifications with the record of their fate, and link steps in their turn.
+_Outgoing = tuple[bytes, Sent | None] | Callable[[], Awaitable[None]]
 
 
 @dataclass
@@ -32,18 +38,14 @@ class BlePen(SimPen):
     """`advertise`: "neo" (0x19F1), "new" (128-bit service) or "name" (no service, name only)."""
 
     advertise: str = "neo"
-    drop_rate: float = 0.0  # share of notifications lost on the air
-    cut_rate: float = 0.0  # share of strokes during which the link drops
 
     def _open_link(self) -> None:
         self.device = ":".join(f"{b:02X}" for b in self.mac)  # the address the gateway sees
         self._inbox: queue.Queue[bytes | None] = queue.Queue()
         self._radio: BumbleRadio | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._outbox: asyncio.Queue[bytes] | None = None
+        self._outbox: asyncio.Queue[_Outgoing] | None = None
         self._connection: Connection | None = None
-        self.notifications_dropped = 0
-        self.links_cut = 0
 
     async def attach(self, radio: BumbleRadio) -> None:
         """Power the radio up on the running loop and start advertising."""
@@ -98,21 +100,31 @@ class BlePen(SimPen):
             return b""
         return data
 
-    def _write(self, data: bytes) -> None:
+    def _write(self, data: bytes, sent: Sent | None = None) -> bool:
+        """Queued for the radio, which decides `sent.delivered` when the notification goes out."""
         if data and self._loop is not None and not self._stop.is_set():
-            self._loop.call_soon_threadsafe(self._outbox.put_nowait, data)
+            self._loop.call_soon_threadsafe(self._outbox.put_nowait, (data, sent))
+            return True
+        if sent is not None:
+            sent.delivered = False
+        return False
 
     def _left_range(self) -> None:
-        self._on_loop(self._go_quiet())
+        self._in_turn(self._go_quiet)
 
     def _came_back(self) -> None:
         self._on_loop(self._bumble.start_advertising(auto_restart=True))
 
-    def _begin(self, stroke, time_ms: int) -> None:
-        super()._begin(stroke, time_ms)
-        if self.cut_rate and self._rng.random() < self.cut_rate:
-            self.links_cut += 1
-            self._on_loop(self._drop_link())
+    def _cut_link(self) -> None:
+        self._in_turn(self._drop_link)
+
+    def _powered_off(self) -> None:
+        self._in_turn(self._go_quiet)
+
+    def _in_turn(self, step: Callable[[], Awaitable[None]]) -> None:
+        """Run `step` on the radio after the notifications the pen has written so far."""
+        if self._loop is not None:
+            self._loop.call_soon_threadsafe(self._outbox.put_nowait, step)
 
     def _on_loop(self, coro) -> None:
         if self._loop is not None:
@@ -125,27 +137,44 @@ class BlePen(SimPen):
         await self._drop_link()
 
     async def _drop_link(self) -> None:
-        if self._connection is not None:
-            with contextlib.suppress(Exception):
-                await self._connection.disconnect()
+        connection = self._connection
+        if connection is None:
+            return
+        # What the pen's radio already holds goes out first, so that the record says exactly
+        # which notifications arrived: the loss falls on what the pen writes after the cut.
+        queue = self._bumble.host.le_acl_packet_queue
+        deadline = asyncio.get_running_loop().time() + DRAIN_S
+        while queue is not None and queue.pending and asyncio.get_running_loop().time() < deadline:
+            await asyncio.sleep(0.001)
+        with contextlib.suppress(Exception):
+            await connection.disconnect()
 
     async def _send_notifications(self) -> None:
         """One sender, so notifications leave in the order the pen wrote its bytes."""
         assert self._outbox is not None
         while True:
-            data = await self._outbox.get()
-            connection = self._connection
-            if connection is None:
-                continue  # nobody connected: the bytes are lost, as on a real radio
-            size = connection.att_mtu - 3
+            item = await self._outbox.get()
+            if callable(item):
+                await item()
+                continue
+            data, sent = item
+            delivered = await self._notify_all(data)
+            if sent is not None:
+                sent.delivered = delivered
+
+    async def _notify_all(self, data: bytes) -> bool:
+        connection = self._connection
+        if connection is None:
+            return False  # nobody connected: the bytes are lost, as on a real radio
+        size = connection.att_mtu - 3
+        try:
             for start in range(0, len(data), size):
-                if self.drop_rate and self._rng.random() < self.drop_rate:
-                    self.notifications_dropped += 1
-                    continue
-                with contextlib.suppress(Exception):
-                    await self._bumble.notify_subscriber(
-                        connection, self._notify, data[start : start + size]
-                    )
+                await self._bumble.notify_subscriber(
+                    connection, self._notify, data[start : start + size]
+                )
+        except Exception:  # Bumble's own errors: the connection went away meanwhile
+            return False
+        return True
 
 
 def _advertising_data(advertise: str, gatt: GattSet) -> bytes:

@@ -42,6 +42,7 @@ class PenFirmware:
         self.settings = w.PenSettings(clock_ms=0, locked=self.password is not None)
         self.clock_offset_ms = 0
         self.handshaken = False
+        self.handshakes = 0  # the event counter starts again at each
         self.authenticated = self.password is None
         self.online = False  # streaming in real time: a using-notes request since the handshake
         self.counter = 0
@@ -93,6 +94,7 @@ class PenFirmware:
     def _on_request(self, req: w.Request, now: float, wall_ms: int) -> bytes:
         if req.cmd == w.VERSION_REQUEST:
             self.handshaken, self.online, self.counter = True, False, 0
+            self.handshakes += 1
             return w.version_response("classink-sim", "1.0.0", self.mac)
         if not self.handshaken:
             return b""

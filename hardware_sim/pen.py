@@ -8,13 +8,18 @@ the student's answers in real time: PenDown, PaperInfo, Dots at ~120 per second,
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import os
 import random
 import select
+import struct
+import termios
 import threading
 import time
 import tty
+from collections import Counter
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Protocol
 
 import numpy as np
@@ -23,11 +28,16 @@ from classink.lattice_pages import PageAddress
 from hardware_sim import pen_wire
 from hardware_sim.firmware import PenFirmware
 from hardware_sim.handwriting import Sample
+from hardware_sim.link_faults import LinkFaults, Sent
 
 PEN_UNIT_MM = 56 / 600 * 25.4  # one Ncode pen unit (pen-wire.md §3.2)
 DOT_RATE_HZ = 120.0
 UNTIMED_SPEED_MM_S = 40.0  # typical children's writing speed, for sources without timestamps
 STROKE_GAP_S = 0.2
+HOVERS = 3  # hover events before each PenDown, when hover is on
+BATTERY_ALARMS = (15, 10, 5)  # percent left at which the pen sends Battery
+BATTERY_S_PER_PERCENT = 0.4  # script seconds of writing per percent, near the end
+POWER_OFF_BATTERY = 1  # PowerOff reason: battery empty (pen-wire.md §3.4)
 
 
 @dataclass
@@ -118,6 +128,27 @@ class Camera(Protocol):
 
 
 @dataclass
+class WrittenStroke:
+    """The simulator's own record of one stroke: every dot the pen decoded, and for a stroke sent
+    in real time what the link did with each of its frames (None for a stroke stored offline)."""
+
+    page: str
+    offline: bool
+    dots: list[tuple[float, float]] = field(default_factory=list)  # pen units
+    sent: list[Sent] = field(default_factory=list)  # per dot, when sent in real time
+    pen_down: Sent | None = None
+    paper: Sent | None = None
+    cut: str = ""  # why the stroke ended early: "link" or "power"
+
+    @property
+    def delivered(self) -> list[tuple[float, float]]:
+        """The dots that reached the gateway (all of them for an offline stroke)."""
+        if self.offline:
+            return list(self.dots)
+        return [d for d, s in zip(self.dots, self.sent, strict=True) if s.delivered]
+
+
+@dataclass
 class SimPen:
     """One pen on its own pseudo-terminal."""
 
@@ -132,6 +163,13 @@ class SimPen:
     # Leaving range takes effect at the next PenDown, so a window never cuts a stroke.
     offline_windows: list[tuple[float, float]] = field(default_factory=list)
     chunk_corrupt_rate: float = 0.0  # share of offline chunks damaged on the way out
+    faults: LinkFaults = field(default_factory=LinkFaults)  # on the pen's real-time frames
+    cut_rate: float = 0.0  # share of strokes in the middle of which the link drops
+    unplugged_s: float = 1.0  # how long a serial pen's cable stays out after a cut
+    link_dir: Path | None = None  # a serial pen's stable device name lives here (it can replug)
+    error_dot_rate: float = 0.0  # share of camera frames the pen cannot decode (ErrorDot)
+    hover: bool = False  # hover events switched on: a few between strokes
+    battery_empty_at: float | None = None  # script seconds: the pen dies, mid-stroke if writing
 
     def __post_init__(self) -> None:
         self._open_link()
@@ -139,12 +177,18 @@ class SimPen:
         self._thread: threading.Thread | None = None
         self.done = threading.Event()
         self.connected = threading.Event()
-        self.noise_frames_sent = 0
+        self.noise_sent: Counter[str] = Counter()  # by the reason code the gateway must give
         self.strokes_stored = 0  # written out of range or before streaming was asked for
+        self.links_cut = 0
+        self.written: list[WrittenStroke] = []
+        self.frames: list[Sent] = []  # every real-time frame, in the order sent
+        self.powered = True
         self.firmware = PenFirmware(self.mac, self.password, self.chunk_corrupt_rate, self.seed)
+        self.firmware.settings.hover = self.hover
         self._rng = random.Random(self.seed)
         self._t0 = 0.0
         self._away_until: float | None = None  # script time the pen comes back into range
+        self._alarms = list(BATTERY_ALARMS)
 
     @property
     def pen_id(self) -> str:
@@ -165,7 +209,15 @@ class SimPen:
     def _open_link(self) -> None:
         self._master, self._slave = os.openpty()
         tty.setraw(self._slave)  # bytes must pass untouched: no echo, no CR/LF translation
-        self.device = os.ttyname(self._slave)
+        self._replug_at: float | None = None
+        if self.link_dir is None:
+            self.device = os.ttyname(self._slave)
+            return
+        # A cable pulled out and put back comes back under the same name, as /dev/ttyACM0 does.
+        self.device = str(self.link_dir / f"pen-{self.mac.hex()}")
+        fresh = f"{self.device}.new"
+        os.symlink(os.ttyname(self._slave), fresh)
+        os.replace(fresh, self.device)
 
     def _close_link(self) -> None:
         for fd in (self._master, self._slave):
@@ -174,6 +226,11 @@ class SimPen:
 
     def _read(self, timeout: float) -> bytes | None:
         """What the gateway sent within `timeout` (b"" if nothing), or None if the link failed."""
+        if self._replug_at is not None:
+            time.sleep(timeout)
+            if time.monotonic() >= self._replug_at:
+                self._open_link()
+            return b""
         ready, _, _ = select.select([self._master], [], [], timeout)
         if not ready:
             return b""
@@ -182,11 +239,28 @@ class SimPen:
         except OSError:
             return None
 
+    def _cut_link(self) -> None:
+        """The cable is pulled: the gateway's port fails and must be opened again."""
+        assert self.link_dir is not None, "a serial pen replugs under a name in link_dir"
+        # What the gateway has not read yet would be lost with the pty and the record could not
+        # tell; a USB pen's last bytes are on the wire before the pull anyway.
+        deadline = time.monotonic() + 1.0
+        while _unread(self._slave) and time.monotonic() < deadline:
+            time.sleep(0.002)
+        self._close_link()
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(self.device)
+        self._replug_at = time.monotonic() + self.unplugged_s / self.time_scale
+        self.firmware.link_lost()
+
     def _left_range(self) -> None:
         """Out of range: a serial dongle's port stays open, the pen just falls silent."""
 
     def _came_back(self) -> None:
         """Back in range: the pen waits for the gateway's handshake, as after any connection."""
+
+    def _powered_off(self) -> None:
+        """The battery is empty: a serial pen falls silent (its dongle's port stays open)."""
 
     # -- the pen's life -------------------------------------------------------------------------
 
@@ -202,13 +276,15 @@ class SimPen:
                 return
             self._leave_range_if_due(stroke.start_s)
             self._send_stroke(stroke, wall0_ms + int(stroke.start_s * 1000))
+            if not self.powered:
+                break
         self.done.set()
         while not self._stop.is_set():
             self._serve_requests(timeout=0.2)
 
     def _serve_requests(self, timeout: float) -> None:
         data = self._read(timeout)
-        if data is None:
+        if data is None or not self.powered:
             return
         self._come_back_if_due()
         if self._away_until is not None:
@@ -231,9 +307,12 @@ class SimPen:
     def _come_back_if_due(self) -> None:
         if self._away_until is None or not self._t0:
             return
-        if (time.monotonic() - self._t0) * self.time_scale >= self._away_until:
+        if self._script_s() >= self._away_until:
             self._away_until = None
             self._came_back()
+
+    def _script_s(self) -> float:
+        return (time.monotonic() - self._t0) * self.time_scale
 
     def _sleep_until(self, deadline: float) -> bool:
         while not self._stop.is_set():
@@ -252,77 +331,164 @@ class SimPen:
     def _send_stroke(self, stroke: ScriptedStroke, wall_ms: int) -> None:
         """Stream the stroke, or store it when no gateway asked for streaming. A stroke under way
         when streaming starts is sent from its PenDown (pen-wire.md §3.5), so that every stroke
-        stored offline is older than every stroke streamed."""
+        stored offline is older than every stroke streamed. A link lost inside the stroke loses
+        the rest of it; an empty battery ends it (and the pen) where it is."""
         time_ms = self.firmware.clock_ms(wall_ms)
-        live = self._live()
+        n = len(stroke.xy_units)
+        fails = {i for i in range(n) if self._rng.random() < self.error_dot_rate}
+        cut_at = n // 2 if self.cut_rate and self._rng.random() < self.cut_rate else -1
+        live = streaming = self._live()  # live: sent in real time; streaming: still going out
+        record = WrittenStroke(str(stroke.page), offline=not live)
+        self.written.append(record)
         if live:
-            self._begin(stroke, time_ms)
+            self._begin(stroke, time_ms, record)
         start = time.monotonic()
-        for i in range(len(stroke.xy_units)):
+        for i in range(n):
             if not live and self._live():
-                live = True
-                self._begin(stroke, time_ms)
+                live = streaming = True
+                record.offline, record.dots = False, []
+                self._begin(stroke, time_ms, record)
                 for j in range(i):
-                    self._event(self._sample(stroke, j))
-            if live:
-                self._event(self._sample(stroke, i))
+                    self._sample(stroke, j, j in fails, record)
+            if self.battery_empty_at is not None and self._script_s() >= self.battery_empty_at:
+                self._power_off(record)
+                return
+            if i == cut_at and streaming:
+                self.links_cut += 1
+                self._cut_link()
+            if streaming and not self.firmware.online:
+                streaming, record.cut = False, "link"  # after a reconnection it would be orphaned
+            if streaming:
+                self._sample(stroke, i, i in fails, record)
+            elif not live and i not in fails:
+                record.dots.append(_units(stroke, i))
             self._sleep_until(start + (i + 1) / DOT_RATE_HZ / self.time_scale)
         end_ms = time_ms + int(stroke.dt_ms.sum())
         if live:
-            self._event(pen_wire.pen_up(self._next(), end_ms, len(stroke.xy_units)))
+            if streaming:
+                self._event(pen_wire.pen_up(self._next(), end_ms, len(record.dots)), "up")
             return
         self.strokes_stored += 1
         p = stroke.page
-        self.firmware.store((p.section, p.owner, p.note), _stored(stroke, time_ms, end_ms))
+        stored = _stored(stroke, time_ms, end_ms, fails)
+        self.firmware.store((p.section, p.owner, p.note), stored)
 
-    def _begin(self, stroke: ScriptedStroke, time_ms: int) -> None:
+    def _begin(self, stroke: ScriptedStroke, time_ms: int, record: WrittenStroke) -> None:
         p = stroke.page
-        self._event(pen_wire.pen_down(self._next(), time_ms))
+        self._alarm_if_low()
+        if self.hover and self.camera is None:
+            x, y = stroke.xy_units[0]
+            for k in range(HOVERS):  # the nib coming down onto the page
+                self._event(pen_wire.hover(self._next(), 8, x + 3 - k, y - 2 + k), "hover")
+        record.pen_down = self._event(pen_wire.pen_down(self._next(), time_ms), "down")
         if self.camera is None:  # a lattice-camera pen sends no PaperInfo: the page is in the dots
-            self._event(pen_wire.paper_info(self._next(), p.section, p.owner, p.note, p.page))
+            frame = pen_wire.paper_info(self._next(), p.section, p.owner, p.note, p.page)
+            record.paper = self._event(frame, "paper")
 
-    def _sample(self, stroke: ScriptedStroke, i: int) -> bytes:
+    def _sample(self, stroke: ScriptedStroke, i: int, fails: bool, record: WrittenStroke) -> None:
         dt, force = int(stroke.dt_ms[i]), int(stroke.force[i])
+        if fails:
+            self._event(pen_wire.error_dot(self._next(), dt, force), "error")
+            return
+        record.dots.append(_units(stroke, i))
         if self.camera is not None:
             xy_mm = stroke.xy_units[i] * PEN_UNIT_MM
-            return self.camera.frame(self._next(), dt, force, stroke.page, xy_mm)
-        x, y = stroke.xy_units[i]
-        return pen_wire.dot(self._next(), dt, force, x, y)
+            frame = self.camera.frame(self._next(), dt, force, stroke.page, xy_mm)
+        else:
+            x, y = stroke.xy_units[i]
+            frame = pen_wire.dot(self._next(), dt, force, x, y)
+        record.sent.append(self._event(frame, "dot"))
 
-    def _event(self, frame: bytes) -> None:
-        if self.noise_rate and self._rng.random() < self.noise_rate:
-            self._write(self._noise())
-            self.noise_frames_sent += 1
-        self._write(frame)
+    def _alarm_if_low(self) -> None:
+        if self.battery_empty_at is None:
+            return
+        left_s = self.battery_empty_at - self._script_s()
+        while self._alarms and left_s <= self._alarms[0] * BATTERY_S_PER_PERCENT:
+            self._event(pen_wire.battery(self._alarms.pop(0)), "battery", counted=False)
 
-    def _noise(self) -> bytes:
-        """Line noise or a damaged frame; never a byte that could merge with the next good frame."""
+    def _power_off(self, record: WrittenStroke) -> None:
+        """Mid-stroke: PowerOff and no PenUp (the gateway closes the stroke). An offline stroke
+        never reaches the pen's memory: a pen commits a stroke to flash at its PenUp."""
+        if record.offline:
+            self.written.remove(record)
+        else:
+            record.cut = "power"
+            self._event(pen_wire.power_off(POWER_OFF_BATTERY), "power", counted=False)
+        self.powered = False
+        self.firmware.link_lost()
+        self._powered_off()
+
+    def _event(self, frame: bytes, kind: str, counted: bool = True) -> Sent:
+        sent = Sent(kind, self.firmware.handshakes, counted)
+        self.frames.append(sent)
+        # Noise never follows a damaged frame: stray bytes would join its unfinished tail.
+        if self.noise_rate and not self.faults.resting and self._rng.random() < self.noise_rate:
+            reason, noise = self._noise()
+            if self._write(noise):
+                self.noise_sent[reason] += 1
+        out = self.faults.apply(frame)
+        if out is None or out != frame:
+            sent.delivered = False  # lost, or damaged so that the gateway must drop it
+            if out:
+                self._write(out)
+        else:
+            self._write(out, sent)
+        return sent
+
+    def _noise(self) -> tuple[str, bytes]:
+        """Line noise or a damaged frame; never a byte that could merge with the next good frame.
+        Returned with the reason code the gateway must give it."""
         kind = self._rng.randrange(3)
         if kind == 0:  # stray bytes between frames
-            return bytes(
+            return "garbage", bytes(
                 self._rng.choice([b for b in range(256) if b != pen_wire.FRAME_START])
                 for _ in range(5)
             )
         if kind == 1:  # a frame whose length field lies
-            return bytes((0xC0, pen_wire.DOT, 0x20, 0x00, 1, 2, 3, 0xC1))
-        return bytes((0xC0, pen_wire.DOT, 0x7D, 0x11, 0xC1))  # an illegal escape
+            return "bad_length", bytes((0xC0, pen_wire.DOT, 0x20, 0x00, 1, 2, 3, 0xC1))
+        return "bad_escape", bytes((0xC0, pen_wire.DOT, 0x7D, 0x11, 0xC1))  # an illegal escape
 
-    def _write(self, data: bytes) -> None:
+    def _write(self, data: bytes, sent: Sent | None = None) -> bool:
+        """Write to the link; `sent` (and the result) say whether the bytes got onto it."""
         view = memoryview(data)
-        while view and not self._stop.is_set():
+        ok = self._replug_at is None
+        while ok and view and not self._stop.is_set():
             try:
                 n = os.write(self._master, view)
             except BlockingIOError:
                 time.sleep(0.001)
                 continue
             except OSError:
-                return
+                ok = False
+                break
             view = view[n:]
+        if sent is not None:
+            sent.delivered = ok
+        return ok
 
 
-def _stored(stroke: ScriptedStroke, start_ms: int, end_ms: int) -> pen_wire.StoredStroke:
-    dots = tuple(
-        pen_wire.OfflineDot(int(dt), int(f), float(x), float(y))
-        for (x, y), dt, f in zip(stroke.xy_units, stroke.dt_ms, stroke.force, strict=True)
-    )
-    return pen_wire.StoredStroke(stroke.page.page, start_ms, end_ms, dots)
+def _units(stroke: ScriptedStroke, i: int) -> tuple[float, float]:
+    x, y = stroke.xy_units[i]
+    return float(x), float(y)
+
+
+def _unread(fd: int) -> int:
+    """Bytes waiting in a tty's input queue."""
+    return struct.unpack("i", fcntl.ioctl(fd, termios.FIONREAD, b"\0\0\0\0"))[0]
+
+
+def _stored(
+    stroke: ScriptedStroke, start_ms: int, end_ms: int, fails: set[int]
+) -> pen_wire.StoredStroke:
+    """The stroke as the pen keeps it: positions only, so a frame the camera could not decode
+    leaves no dot and its Δt goes to the next one."""
+    dots, carried = [], 0
+    for i, ((x, y), dt, f) in enumerate(
+        zip(stroke.xy_units, stroke.dt_ms, stroke.force, strict=True)
+    ):
+        if i in fails:
+            carried += int(dt)
+            continue
+        dots.append(pen_wire.OfflineDot(int(dt) + carried, int(f), float(x), float(y)))
+        carried = 0
+    return pen_wire.StoredStroke(stroke.page.page, start_ms, end_ms, tuple(dots))

@@ -179,3 +179,22 @@ def test_a_gap_inside_a_run_of_dots_is_reported_where_it_happened():
         "PenUp",
     ]
     assert events[4] == EventGap(expected=4, received=7) and events[5].x == 3.0
+
+
+def test_a_stroke_whose_pen_down_was_lost_is_kept_from_its_paper_info():
+    # stroke(0) ends with PenUp counter 4; the next stroke's PenDown (5) never arrived.
+    later = (
+        w.paper_info(6, 3, 27, 1001, 1)
+        + w.dot(7, 8, 400, 11, 21)
+        + w.pen_up(8, 1_700_000_000_900, 1)
+    )
+    events = decode_stream(stroke(0) + later)
+    assert kinds(events)[5:] == ["EventGap", "Rejected", "PenDown", "PaperInfo", "Dot", "PenUp"]
+    assert events[6].reason == "pen_down_lost"
+    assert events[7].synthetic and events[7].timestamp_ms == 1_700_000_000_016  # last PenUp
+
+
+def test_paper_info_outside_a_stroke_without_a_gap_opens_nothing():
+    events = decode_stream(stroke(0) + w.paper_info(5, 3, 27, 1001, 2) + w.dot(6, 8, 1, 1, 1))
+    assert kinds(events)[5:] == ["PaperInfo", "Rejected"]
+    assert events[6].reason == "dot_without_pen_down"
