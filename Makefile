@@ -11,7 +11,7 @@ demo: build
 	$(PY) -m classink.cli demo
 
 test: build
-	@NEED="mosquitto postgresql" $(MAKE) --no-print-directory system-deps
+	@NEED="mosquitto postgresql chromium" $(MAKE) --no-print-directory system-deps
 	$(PY) -m pytest -q
 
 lint: $(STAMP)
@@ -22,7 +22,7 @@ $(VENV)/bin/python:
 	$(PY) -m pip install --quiet --upgrade pip "setuptools>=77,<90" "cython>=3.0,<4" "numpy>=1.26,<3"
 
 $(STAMP): $(VENV)/bin/python pyproject.toml setup.py
-	$(PY) -m pip install --quiet -e '.[dev,train]'
+	$(PY) -m pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
 # Editable installs compile ext/*.pyx once; rebuild in place whenever a kernel changes.
@@ -30,14 +30,17 @@ build: $(STAMP)
 	$(PY) setup.py --quiet build_ext --inplace
 
 # Mosquitto is the broker in the demo and in the tests; PostgreSQL is the production store the tests
-# also run against. Install them when missing and we are root; otherwise say exactly what to run.
-NEED ?= mosquitto postgresql
+# also run against; Chromium renders the web pages in the browser tests. Install them when missing
+# and we are root; otherwise say exactly what to run.
+NEED ?= mosquitto postgresql chromium
 system-deps:
 	@missing=""; \
 	case "$(NEED)" in *mosquitto*) command -v mosquitto >/dev/null 2>&1 || [ -x /usr/sbin/mosquitto ] \
 	  || missing="$$missing mosquitto";; esac; \
 	case "$(NEED)" in *postgresql*) command -v initdb >/dev/null 2>&1 \
 	  || ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing="$$missing postgresql";; esac; \
+	case "$(NEED)" in *chromium*) command -v chromium >/dev/null 2>&1 \
+	  || missing="$$missing chromium";; esac; \
 	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
 	    echo "installing$$missing with apt-get"; \

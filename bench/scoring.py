@@ -10,7 +10,12 @@ python -m bench.scoring  prints a few lines and, last, one JSON object with the 
   gateway calls it, averaged over every held-out pendigits digit.
 - `ms_per_page`: a 40-question page (16 digits, 16 choices, 8 ticks or crosses written by held-out
   writers into their boxes, in mm): every stroke located in its box, gathered into answers,
-  recognised and scored, as `gateway.pipeline` does before the outbox. Median of many pages.
+  read (`gateway.scoring.read`: blank, scribble and two-answer checks, then the recogniser) and
+  scored, as `gateway.pipeline` does before the outbox. Median of many pages.
+- `number_accuracy`: 2- and 3-digit numbers, each written by one held-out pendigits writer with
+  the digits apart by 0.15-0.5 of their height, read by a `number` region (split into digits,
+  each recognised); `number_review_share` is the share sent to review (confidence below 0.6 or a
+  splitting check), `number_accuracy_of_scored` the accuracy of the rest.
 
 The process is pinned to one CPU and numpy's BLAS to one thread before numpy is imported: the
 target machine is a Raspberry-Pi-class CPU, where one core is what scoring gets.
@@ -32,15 +37,17 @@ import numpy as np  # noqa: E402
 from classink.shared_data import is_eval_writer, read_jsonl  # noqa: E402
 from gateway.answers import AnswerAssembler  # noqa: E402
 from gateway.scoring.features import as_strokes  # noqa: E402
+from gateway.scoring.read import read_region  # noqa: E402
 from gateway.scoring.recognizer import Recognizer  # noqa: E402
 from gateway.scoring.score import score  # noqa: E402
 from gateway.scoring.train import SPECS  # noqa: E402
 from gateway.strokes import Stroke  # noqa: E402
-from gateway.templates import ExamTemplate  # noqa: E402
+from gateway.templates import ExamTemplate, Region  # noqa: E402
 from hardware_sim.handwriting import Sample, held_out_pool  # noqa: E402
 from hardware_sim.pen import place_in_box  # noqa: E402
 
 PAGES = 60
+NUMBERS = 1000
 PAGE_KINDS = ["digit"] * 16 + ["choice"] * 16 + ["mark"] * 8
 REVIEW_BELOW = 0.6
 
@@ -141,8 +148,8 @@ def score_page(template: ExamTemplate, strokes: list[Stroke], recognizer: Recogn
             answers += assembler.add(s, template, region, 0.0)
     answers += assembler.flush()
     for answer in answers:
-        p = recognizer.predict(answer.region.kind, [s.points[:, :2] for s in answer.strokes])
-        score(answer.region, p.label, p.confidence, REVIEW_BELOW)
+        reading = read_region(recognizer, answer.region, [s.points[:, :2] for s in answer.strokes])
+        score(answer.region, reading, REVIEW_BELOW)
     return len(answers)
 
 
@@ -158,9 +165,52 @@ def ms_per_page(recognizer: Recognizer) -> tuple[float, int]:
     return float(np.median(times)), min(answered)
 
 
+def number_accuracy(recognizer: Recognizer) -> dict[str, float | int]:
+    rng = random.Random(7)
+    digits = held_out_pool()["digit"]
+    writers = sorted(digits)
+    region = Region.model_validate(
+        {
+            "question_id": "n",
+            "kind": "number",
+            "box_mm": [0, 0, 60, 20],
+            "answer": "0",
+            "points": 1,
+            "digits": 3,
+        }
+    )
+    right = reviewed = right_scored = 0
+    for _ in range(NUMBERS):
+        by_value = digits[rng.choice(writers)]
+        value = "".join(rng.choice(sorted(by_value)) for _ in range(rng.choice((2, 3))))
+        height = rng.uniform(6.0, 10.0)
+        x, strokes = 2.0, []
+        for d in value:
+            sample = rng.choice(by_value[d])
+            points = np.concatenate([s[:, :2] for s in sample.strokes])
+            lo, size = points.min(axis=0), np.ptp(points, axis=0)
+            scale = height / max(size[1], 1e-9)
+            strokes += [(s[:, :2] - lo) * scale + [x, 4.0] for s in sample.strokes]
+            x += size[0] * scale + rng.uniform(0.15, 0.5) * height
+        reading = read_region(recognizer, region, strokes)
+        verdict = score(region.model_copy(update={"answer": value}), reading, REVIEW_BELOW)
+        right += reading.label == value
+        if verdict.status == "review":
+            reviewed += 1
+        else:
+            right_scored += bool(verdict.correct)
+    return {
+        "number_accuracy": round(right / NUMBERS, 4),
+        "number_review_share": round(reviewed / NUMBERS, 4),
+        "number_accuracy_of_scored": round(right_scored / max(NUMBERS - reviewed, 1), 4),
+        "number_n": NUMBERS,
+    }
+
+
 def main() -> None:
     recognizer = Recognizer.load()
     figures = accuracy(recognizer)
+    figures.update(number_accuracy(recognizer))
     for name, value in figures.items():
         print(f"{name:>28}: {value}")
     per_char = ms_per_char(recognizer)

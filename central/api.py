@@ -17,10 +17,16 @@ from sqlalchemy import Engine, text
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
+from central.auth.security import authorize, install_security
 from central.db import make_engine, make_session_factory
+from central.fleet.api import router as fleet_router
+from central.matching.api import router as matching_router
 from central.results import Answer, ExamResults, ExamSummary, exam_results, list_exams
+from central.review import router as review_router
+from central.school.routes import router as school_router
 from central.settings import CentralSettings
 from central.svg import answer_svg
+from central.tracing.api import router as tracing_router
 from classink import __version__
 
 TEMPLATES_DIR = Path(__file__).parent / "templates"
@@ -72,8 +78,20 @@ def create_app(settings: CentralSettings, engine: Engine | None = None) -> FastA
         if owns_engine:
             bound_engine.dispose()
 
-    app = FastAPI(title="classink central", version=__version__, lifespan=lifespan)
+    app = FastAPI(
+        title="classink central",
+        version=__version__,
+        lifespan=lifespan,
+        dependencies=[Depends(authorize)],  # every route: token and role (central/auth)
+        # The schema and its docs are served by central/auth, behind the same token check.
+        openapi_url=None,
+        docs_url=None,
+        redoc_url=None,
+    )
     app.state.sessions = sessions
+    install_security(app)
+    app.include_router(school_router)  # rosters, results, review decisions, xAPI, dashboard
+    app.include_router(review_router)
     environment = jinja2.Environment(
         loader=jinja2.FileSystemLoader(TEMPLATES_DIR),
         autoescape=True,
@@ -83,6 +101,9 @@ def create_app(settings: CentralSettings, engine: Engine | None = None) -> FastA
     templates = Jinja2Templates(env=environment, context_processors=[_page_context])
     templates.env.filters["handwriting"] = _handwriting
     templates.env.filters["points"] = _points
+    app.include_router(matching_router)
+    app.include_router(tracing_router)
+    app.include_router(fleet_router)
 
     @app.get("/healthz", response_model=Health, responses={503: {"model": Health}})
     def healthz(db: Db) -> Any:

@@ -6,6 +6,7 @@ import argparse
 import logging
 import signal
 import sys
+from pathlib import Path
 from types import FrameType
 
 logger = logging.getLogger(__name__)
@@ -32,6 +33,31 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "down (default: classink-central-<hostname>)",
     )
     serve.set_defaults(handler=serve_command)
+    export = commands.add_parser(
+        "export-answers", help="write every stored answer event, one JSON object a line"
+    )
+    export.add_argument("--database-url", help="SQLAlchemy URL (default: CLASSINK_DATABASE_URL)")
+    export.add_argument("--format", choices=["jsonl"], default="jsonl")
+    export.add_argument("--exam", help="only this exam id")
+    export.add_argument("--out", type=Path, help="file to write (default: standard output)")
+    export.set_defaults(handler=export_command)
+    check = commands.add_parser(
+        "compare-truth",
+        help="compare a classroom's ground truth with an export: lost and duplicated answers",
+    )
+    check.add_argument("--truth", type=Path, required=True, help="`classink sim … --truth` file")
+    check.add_argument("--export", type=Path, required=True, help="`export-answers` output")
+    check.add_argument("--exam", help="only this exam id")
+    check.set_defaults(handler=compare_command)
+    migrate = commands.add_parser(
+        "migrate", help="create or upgrade the central database schema (Alembic migrations)"
+    )
+    migrate.add_argument("--database-url", help="SQLAlchemy URL (default: CLASSINK_DATABASE_URL)")
+    migrate.add_argument("--revision", default="head", help="target revision (default: head)")
+    migrate.set_defaults(handler=migrate_command)
+    from central.school.cli import register as register_school
+
+    register_school(commands)  # `classink central token|export-xapi|roster-import …`
 
 
 class _Stop(Exception):
@@ -48,8 +74,10 @@ def serve_command(args: argparse.Namespace) -> int:
 
     from central.api import create_app
     from central.db import create_schema, make_engine, make_session_factory
+    from central.fleet.runtime import start_fleet
     from central.ingest import Ingestor, MqttIngest
     from central.settings import CentralSettings
+    from central.tracing.mastery import attach as attach_mastery
 
     overrides = {
         name: getattr(args, name)
@@ -69,18 +97,25 @@ def serve_command(args: argparse.Namespace) -> int:
     previous = {sig: signal.signal(sig, _raise_stop) for sig in (signal.SIGINT, signal.SIGTERM)}
     engine = make_engine(settings.database_url)
     ingest: MqttIngest | None = None
+    fleet_monitor = None
     try:
         create_schema(engine)
-        ingest = MqttIngest(Ingestor(make_session_factory(engine)), settings).start()
+        sessions = make_session_factory(engine)
+        ingestor = Ingestor(sessions)
+        attach_mastery(ingestor, sessions)  # every stored scored answer updates mastery
+        ingest = MqttIngest(ingestor, settings).start()
         print(
             f"central: storing to {make_url(settings.database_url).render_as_string()}, "
             f"MQTT {settings.mqtt_host}:{settings.mqtt_port}, "
-            f"results at http://{settings.http_host}:{settings.http_port}/",
+            f"dashboard at http://{settings.http_host}:{settings.http_port}/dashboard "
+            "(sign in with a token from `classink central token create --role admin --user U`)",
             file=sys.stderr,
         )
+        app = create_app(settings, engine=engine)
+        fleet_monitor = start_fleet(app, settings)  # gateway identities, configs, health
         server = uvicorn.Server(
             uvicorn.Config(
-                create_app(settings, engine=engine),
+                app,
                 host=settings.http_host,
                 port=settings.http_port,
                 log_level="info",
@@ -94,5 +129,56 @@ def serve_command(args: argparse.Namespace) -> int:
             signal.signal(sig, handler)
         if ingest is not None:
             ingest.stop()
+        if fleet_monitor is not None:
+            fleet_monitor.stop()
         engine.dispose()
     return 0
+
+
+def export_command(args: argparse.Namespace) -> int:
+    from central.db import make_engine
+    from central.export import exported_rows, write_jsonl
+    from central.settings import CentralSettings
+
+    url = args.database_url or CentralSettings().database_url
+    engine = make_engine(url)
+    try:
+        if args.out is None:
+            count = write_jsonl(exported_rows(engine, args.exam), sys.stdout)
+        else:
+            with open(args.out, "w", encoding="utf-8") as out:
+                count = write_jsonl(exported_rows(engine, args.exam), out)
+    finally:
+        engine.dispose()
+    print(f"exported {count} answer events", file=sys.stderr)
+    return 0
+
+
+def migrate_command(args: argparse.Namespace) -> int:
+    from sqlalchemy.engine import make_url
+
+    from central.migrate import UnmigratedSchema, upgrade
+    from central.settings import CentralSettings
+
+    url = args.database_url or CentralSettings().database_url
+    try:
+        upgrade(url, args.revision)
+    except UnmigratedSchema as exc:
+        print(f"classink central migrate: {exc}", file=sys.stderr)
+        return 2
+    print(f"central schema at {args.revision} on {make_url(url).render_as_string()}")
+    return 0
+
+
+def compare_command(args: argparse.Namespace) -> int:
+    import json
+
+    from central.truth_check import compare_files
+
+    try:
+        report = compare_files(args.truth, args.export, args.exam)
+    except (OSError, ValueError) as exc:
+        print(f"compare-truth: {exc}", file=sys.stderr)
+        return 2
+    print(json.dumps(report.summary()))
+    return 0 if report.ok else 1

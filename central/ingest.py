@@ -1,59 +1,78 @@
 """Answer and status messages from the broker into the central store (protocol_specs/mqtt.md).
 
-`Ingestor` knows nothing about MQTT: it turns (topic, payload) into a stored row, a duplicate, a
-status update or a dead letter, so that it can be tested and reused without a broker. `MqttIngest`
-feeds it from a persistent MQTT v5 session and acknowledges each message only after the database
+`Ingestor` knows nothing about MQTT: it turns a batch of (topic, payload) messages into stored
+rows, duplicates, status updates and dead letters in one transaction, so that it can be tested and
+reused without a broker. `MqttIngest` feeds it batches from a persistent MQTT v5 session (shared
+subscription, so several workers split the stream) and acknowledges each message only after the
 transaction that took care of it has committed.
 """
 
 from __future__ import annotations
 
-import json
+import gc
 import logging
-import math
 import queue
 import re
 import threading
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
+import orjson
 import paho.mqtt.client as mqtt
-from jsonschema import FormatChecker
-from jsonschema.exceptions import ValidationError, best_match
-from jsonschema.protocols import Validator
-from jsonschema.validators import extend, validator_for
+import psycopg
 from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 from paho.mqtt.subscribeoptions import SubscribeOptions
-from sqlalchemy import Insert, select
+from sqlalchemy import JSON, Insert, select, tuple_
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.exc import DataError, SQLAlchemyError
+from sqlalchemy.exc import DataError, DBAPIError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from central.models import AnswerEvent, Base, DeadLetter, GatewayState
+from central.payloads import (
+    SCHEMAS_DIR,
+    PayloadRejected,
+    load_validators,
+    parse_json,
+    parse_rfc3339,
+)
 from central.settings import CentralSettings
+
+__all__ = [
+    "ANSWERS_SUBSCRIPTION",
+    "STATUS_SUBSCRIPTION",
+    "Ingestor",
+    "MqttIngest",
+    "Outcome",
+    "OutcomeKind",
+    "parse_rfc3339",
+]
 
 logger = logging.getLogger(__name__)
 
-SCHEMAS_DIR = Path(__file__).resolve().parents[1] / "protocol_specs" / "schemas"
 ANSWERS_SUBSCRIPTION = "$share/central/classink/v1/+/+/answers"
 STATUS_SUBSCRIPTION = "classink/v1/+/+/status"
 
 _ID = r"[a-z0-9][a-z0-9-]{0,62}"
 _TOPIC = re.compile(rf"classink/v1/(?P<site>{_ID})/(?P<gateway>{_ID})/(?P<kind>answers|status)")
-_RFC3339 = re.compile(r"\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})")
-_SCHEMA_FILES = {"answers": "answer-event.v1.json", "status": "status.v1.json"}
 _INT64_MAX = 2**63 - 1
 # jsonschema quotes the offending value in its message, which can be a whole payload.
 _MAX_REASON_CHARS = 300
+_ANSWER_COLUMNS = tuple(column.key for column in AnswerEvent.__table__.columns)
+_JSON_COLUMNS = frozenset(
+    column.key for column in AnswerEvent.__table__.columns if isinstance(column.type, JSON)
+)
+_STAGING = "classink_incoming_answers"
 KEEPALIVE_S = 30
+DEFAULT_MAX_BATCH = 500
 
 
 class OutcomeKind(StrEnum):
@@ -70,73 +89,10 @@ class Outcome:
     event_id: str | None = None
 
 
-class _Rejected(Exception):
-    def __init__(self, reason: str) -> None:
-        super().__init__(reason)
-        self.reason = reason
-
-
-def parse_rfc3339(value: str) -> datetime:
-    """An RFC 3339 timestamp (offset required) as an aware UTC datetime; ValueError otherwise."""
-    if not _RFC3339.fullmatch(value):
-        raise ValueError(f"{value!r} is not an RFC 3339 date-time")
-    try:
-        return datetime.fromisoformat(value.upper()).astimezone(UTC)
-    except OverflowError as exc:  # e.g. 9999-12-31T23:59:59-01:00 is past year 9999 in UTC
-        raise ValueError(f"{value!r} is out of range") from exc
-
-
-# jsonschema only checks "date-time" when an optional package is installed; the contract must not
-# depend on what happens to be installed, so the format is checked here.
-_FORMATS = FormatChecker(formats=())
-
-
-@_FORMATS.checks("date-time", raises=ValueError)
-def _is_rfc3339(value: object) -> bool:
-    if isinstance(value, str):
-        parse_rfc3339(value)
-    return True
-
-
-def _ecma_pattern(
-    validator: Validator, pattern: str, instance: Any, _schema: Any
-) -> Iterator[ValidationError]:
-    # JSON Schema patterns are ECMA-262 regexes, where a final `$` matches only at the very end;
-    # Python's also matches before a trailing newline and would accept "gw-1\n" as an id.
-    python_pattern = pattern[:-1] + r"\Z" if re.search(r"(?<!\\)\$$", pattern) else pattern
-    if validator.is_type(instance, "string") and not re.search(python_pattern, instance):
-        yield ValidationError(f"{instance!r} does not match {pattern!r}")
-
-
-def load_validators(schemas_dir: Path = SCHEMAS_DIR) -> dict[str, Validator]:
-    validators: dict[str, Validator] = {}
-    for kind, filename in _SCHEMA_FILES.items():
-        schema = json.loads((schemas_dir / filename).read_text(encoding="utf-8"))
-        cls = extend(validator_for(schema), validators={"pattern": _ecma_pattern})
-        cls.check_schema(schema)
-        validators[kind] = cls(schema, format_checker=_FORMATS)
-    return validators
-
-
-def _refuse_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not JSON")
-
-
-def _finite_float(text: str) -> float:
-    # Infinity cannot be stored in a JSON column, and 1e400 would silently become it.
-    value = float(text)
-    if not math.isfinite(value):
-        raise ValueError(f"number {text} is out of range")
-    return value
-
-
-def _parse_json(payload: bytes) -> Any:
-    try:
-        return json.loads(
-            payload.decode("utf-8"), parse_constant=_refuse_constant, parse_float=_finite_float
-        )
-    except (ValueError, RecursionError) as exc:
-        raise _Rejected("invalid_json") from exc
+@dataclass(frozen=True)
+class _Checked:
+    kind: str  # "answers" or "status"
+    doc: dict[str, Any]
 
 
 def _storable_problem(doc: dict[str, Any]) -> str | None:
@@ -155,120 +111,257 @@ def _payload_text(payload: bytes) -> str:
     return payload.decode("utf-8", errors="backslashreplace").replace("\x00", "\\x00")
 
 
-def _insert_ignoring_conflicts(session: Session, model: type[Base], **values: Any) -> Insert:
+def _insert_ignoring_conflicts(session: Session, model: type[Base]) -> Insert:
     dialect = session.get_bind().dialect.name
     if dialect == "postgresql":
-        insert_stmt = postgresql.insert(model).values(**values)
-    elif dialect == "sqlite":
-        insert_stmt = sqlite.insert(model).values(**values)
-    else:
-        raise RuntimeError(f"unsupported database dialect {dialect!r}: use SQLite or PostgreSQL")
-    return insert_stmt.on_conflict_do_nothing()
+        return postgresql.insert(model).on_conflict_do_nothing()
+    if dialect == "sqlite":
+        return sqlite.insert(model).on_conflict_do_nothing()
+    raise RuntimeError(f"unsupported database dialect {dialect!r}: use SQLite or PostgreSQL")
+
+
+def _copy_answers(session: Session, rows: list[dict[str, Any]]) -> set[str]:
+    """PostgreSQL: COPY the rows into a per-connection staging table, then move the new ones over
+    with INSERT ... ON CONFLICT DO NOTHING in one statement. A multi-row INSERT with bound
+    parameters cost several times more per answer on the client (building, converting and sending
+    25 parameters a row); COPY streams rows with psycopg's C dumpers."""
+    columns = ", ".join(_ANSWER_COLUMNS)
+    statements = [
+        f"CREATE TEMP TABLE IF NOT EXISTS {_STAGING} (LIKE answer_events) ON COMMIT DELETE ROWS",
+        f"COPY {_STAGING} ({columns}) FROM STDIN",
+        f"INSERT INTO answer_events ({columns}) SELECT {columns} FROM {_STAGING} "
+        "ORDER BY event_id ON CONFLICT DO NOTHING RETURNING event_id",
+    ]
+    driver = session.connection().connection.driver_connection
+    statement = statements[0]
+    try:
+        with driver.cursor() as cursor:
+            cursor.execute(statement)
+            statement = statements[1]
+            with cursor.copy(statement) as copy:
+                for row in rows:
+                    copy.write_row(
+                        [
+                            _json_text(row[column]) if column in _JSON_COLUMNS else row[column]
+                            for column in _ANSWER_COLUMNS
+                        ]
+                    )
+            statement = statements[2]
+            cursor.execute(statement)
+            return {event_id for (event_id,) in cursor.fetchall()}
+    except psycopg.Error as exc:
+        # As SQLAlchemy would have raised it: DataError for a refused value, OperationalError
+        # for an outage, so that callers treat both paths alike.
+        raise DBAPIError.instance(statement, None, exc, psycopg.Error) from exc
+
+
+@contextmanager
+def _gc_paused() -> Iterator[None]:
+    """A batch's parsed answers are thousands of small lists each (the pen points), all alive at
+    once and free of cycles: the cyclic collector kept walking them, which cost more than parsing
+    and validating together. It is paused for the batch and collects as usual afterwards."""
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
+def _json_text(value: Any) -> str | None:
+    return None if value is None else orjson.dumps(value).decode()
 
 
 class Ingestor:
-    """Validates and stores one message at a time; bad input is dead-lettered, never raised.
+    """Validates and stores messages a batch at a time; bad input is dead-lettered, never raised.
 
-    Database failures do raise: the caller must then not acknowledge the message and try again.
+    Database failures do raise: the caller must then acknowledge none of the batch and try again.
     """
 
     def __init__(self, sessions: sessionmaker[Session], schemas_dir: Path = SCHEMAS_DIR) -> None:
         self._sessions = sessions
         self._validators = load_validators(schemas_dir)
         self.counts: Counter[str] = Counter()
+        # Called with each newly stored scored answer once it is committed (central/tracing adds
+        # one). A failing observer is logged: the answer stays stored and is still acknowledged.
+        self.observers: list[Callable[[dict[str, Any]], None]] = []
 
     def handle(self, topic: str, payload: bytes) -> Outcome:
-        received_at = datetime.now(UTC)
-        try:
-            kind, doc = self._check(topic, payload)
-        except _Rejected as rejected:
-            return self._dead_letter(topic, payload, rejected.reason, received_at)
-        try:
-            if kind == "answers":
-                outcome = self._store_answer(doc, received_at)
-            else:
-                outcome = self._store_status(doc, received_at)
-        except DataError as exc:
-            # The database refused a value that passed every check above (a column narrower than
-            # the contract, say): keep the message rather than fail on it forever.
-            detail = str(exc.orig).splitlines()[0] if exc.orig else type(exc).__name__
-            return self._dead_letter(topic, payload, f"unstorable: {detail}", received_at)
-        self.counts[str(outcome.kind)] += 1
-        return outcome
+        return self.handle_batch([(topic, payload)])[0]
 
-    def _check(self, topic: str, payload: bytes) -> tuple[str, dict[str, Any]]:
+    def handle_batch(self, messages: Sequence[tuple[str, bytes]]) -> list[Outcome]:
+        """One outcome per message, in order, after one transaction for the whole batch."""
+        with _gc_paused():
+            outcomes, stored = self._handle_batch(messages)
+        self._count_and_log(messages, outcomes)
+        self._notify(stored)
+        return outcomes
+
+    def _handle_batch(
+        self, messages: Sequence[tuple[str, bytes]]
+    ) -> tuple[list[Outcome], list[dict[str, Any]]]:
+        received_at = datetime.now(UTC)
+        checked: list[_Checked | str] = []
+        for topic, payload in messages:
+            try:
+                checked.append(self._check(topic, payload))
+            except PayloadRejected as rejected:
+                checked.append(rejected.reason[:_MAX_REASON_CHARS])
+        try:
+            outcomes, stored = self._store(messages, checked, received_at)
+        except DataError as exc:
+            if len(messages) > 1:
+                # One value the database refuses (a column narrower than the contract, say) must
+                # not hold back the rest: find it by storing the messages one by one.
+                outcomes, stored = [], []
+                for message in messages:
+                    one_outcome, one_stored = self._handle_batch([message])
+                    outcomes += one_outcome
+                    stored += one_stored
+                return outcomes, stored
+            # Keep the message rather than fail on it forever.
+            detail = str(exc.orig).splitlines()[0] if exc.orig else type(exc).__name__
+            reason = f"unstorable: {detail}"[:_MAX_REASON_CHARS]
+            outcomes, stored = self._store(messages, [reason], received_at)
+        return outcomes, stored
+
+    def _check(self, topic: str, payload: bytes) -> _Checked:
         route = _TOPIC.fullmatch(topic)
         if route is None:
-            raise _Rejected("unknown_topic")
-        doc = _parse_json(payload)
-        error = best_match(self._validators[route["kind"]].iter_errors(doc))
-        if error is not None:
-            raise _Rejected(f"schema: {error.json_path}: {error.message}")
+            raise PayloadRejected("unknown_topic")
+        doc = parse_json(payload)
+        problem = self._validators[route["kind"]].problem(doc)
+        if problem is not None:
+            raise PayloadRejected(f"schema: {problem}")
         if (doc["site_id"], doc["gateway_id"]) != (route["site"], route["gateway"]):
-            raise _Rejected("topic_mismatch")
+            raise PayloadRejected("topic_mismatch")
         problem = _storable_problem(doc)
         if problem is not None:
-            raise _Rejected(f"unstorable: {problem}")
-        return route["kind"], doc
+            raise PayloadRejected(f"unstorable: {problem}")
+        return _Checked(route["kind"], doc)
 
-    def _store_answer(self, doc: dict[str, Any], received_at: datetime) -> Outcome:
-        row = dict(doc, created_at=parse_rfc3339(doc["created_at"]), received_at=received_at)
+    def _store(
+        self,
+        messages: Sequence[tuple[str, bytes]],
+        checked: Sequence[_Checked | str],
+        received_at: datetime,
+    ) -> tuple[list[Outcome], list[dict[str, Any]]]:
+        """Stores the batch in one transaction; returns the outcomes and the new answers."""
+        first_of: dict[str, int] = {}  # event id -> index of its first message in the batch
+        gateways: set[tuple[str, str]] = set()
+        for index, item in enumerate(checked):
+            if isinstance(item, _Checked):
+                gateways.add((item.doc["site_id"], item.doc["gateway_id"]))
+                if item.kind == "answers":
+                    first_of.setdefault(item.doc["event_id"], index)
         with self._sessions.begin() as session:
-            inserted = session.execute(
-                _insert_ignoring_conflicts(session, AnswerEvent, **row).returning(
-                    AnswerEvent.event_id
-                )
-            ).scalar_one_or_none()
-            gateway = self._locked_gateway(session, doc["site_id"], doc["gateway_id"], received_at)
-            gateway.last_seen = received_at
-            if inserted is not None:
-                self._advance_seq(gateway, doc["seq"], doc["event_id"])
-        if inserted is None:
-            logger.info("duplicate answer event %s ignored", doc["event_id"])
-            return Outcome(OutcomeKind.DUPLICATE, event_id=doc["event_id"])
-        return Outcome(OutcomeKind.STORED, event_id=doc["event_id"])
-
-    def _store_status(self, doc: dict[str, Any], received_at: datetime) -> Outcome:
-        with self._sessions.begin() as session:
-            gateway = self._locked_gateway(session, doc["site_id"], doc["gateway_id"], received_at)
-            gateway.state = doc["state"]
-            gateway.reason = doc["reason"]
-            gateway.software_version = doc["software_version"]
-            gateway.last_seen = received_at
-        logger.info(
-            "gateway %s/%s is %s (%s)",
-            doc["site_id"],
-            doc["gateway_id"],
-            doc["state"],
-            doc["reason"],
-        )
-        return Outcome(OutcomeKind.STATUS)
+            inserted = self._insert_answers(session, checked, first_of, received_at)
+            locked = self._locked_gateways(session, gateways, received_at)
+            for index in sorted(
+                (first_of[event_id] for event_id in inserted),
+                key=lambda i: checked[i].doc["seq"],  # type: ignore[union-attr]
+            ):
+                doc = checked[index].doc  # type: ignore[union-attr]
+                self._advance_seq(locked[doc["site_id"], doc["gateway_id"]], doc)
+            for item in checked:
+                if isinstance(item, _Checked) and item.kind == "status":
+                    gateway = locked[item.doc["site_id"], item.doc["gateway_id"]]
+                    gateway.state = item.doc["state"]
+                    gateway.reason = item.doc["reason"]
+                    gateway.software_version = item.doc["software_version"]
+            letters = [
+                {
+                    "topic": topic,
+                    "payload": _payload_text(payload),
+                    "reason": item,
+                    "received_at": received_at,
+                }
+                for (topic, payload), item in zip(messages, checked, strict=True)
+                if isinstance(item, str)
+            ]
+            if letters:
+                session.execute(DeadLetter.__table__.insert(), letters)
+        outcomes: list[Outcome] = []
+        stored: list[dict[str, Any]] = []
+        for index, item in enumerate(checked):
+            if isinstance(item, str):
+                outcomes.append(Outcome(OutcomeKind.REJECTED, reason=item))
+            elif item.kind == "status":
+                outcomes.append(Outcome(OutcomeKind.STATUS))
+            else:
+                event_id = item.doc["event_id"]
+                if first_of[event_id] == index and event_id in inserted:
+                    outcomes.append(Outcome(OutcomeKind.STORED, event_id=event_id))
+                    stored.append(item.doc)
+                else:
+                    outcomes.append(Outcome(OutcomeKind.DUPLICATE, event_id=event_id))
+        return outcomes, stored
 
     @staticmethod
-    def _locked_gateway(
-        session: Session, site_id: str, gateway_id: str, now: datetime
-    ) -> GatewayState:
-        # Several central workers may update one gateway's row at once: create it if needed, then
-        # lock it (PostgreSQL row lock; SQLite already holds its write lock after the insert).
+    def _insert_answers(
+        session: Session,
+        checked: Sequence[_Checked | str],
+        first_of: dict[str, int],
+        received_at: datetime,
+    ) -> set[str]:
+        """Inserts the batch's distinct answers, skipping those already stored; returns the ids of
+        the rows this transaction inserted."""
+        if not first_of:
+            return set()
+        rows = []
+        # Sorted by event id, so that two workers inserting overlapping batches (a redelivery
+        # that went to the other worker) take the unique-index locks in the same order.
+        for event_id in sorted(first_of):
+            doc = checked[first_of[event_id]].doc  # type: ignore[union-attr]
+            row = {column: doc.get(column) for column in _ANSWER_COLUMNS}
+            row["created_at"] = parse_rfc3339(doc["created_at"])
+            row["received_at"] = received_at
+            rows.append(row)
+        if session.get_bind().dialect.name == "postgresql":
+            return _copy_answers(session, rows)
+        statement = _insert_ignoring_conflicts(session, AnswerEvent).returning(AnswerEvent.event_id)
+        return set(session.scalars(statement, rows))
+
+    @staticmethod
+    def _locked_gateways(
+        session: Session, keys: set[tuple[str, str]], now: datetime
+    ) -> dict[tuple[str, str], GatewayState]:
+        # Several central workers may update one gateway's row at once: create the rows if needed,
+        # then lock them in key order so that two workers cannot deadlock (PostgreSQL row locks;
+        # SQLite already holds its write lock after the insert).
+        if not keys:
+            return {}
+        ordered = sorted(keys)
         session.execute(
-            _insert_ignoring_conflicts(
-                session,
-                GatewayState,
-                site_id=site_id,
-                gateway_id=gateway_id,
-                last_seen=now,
-                highest_seq=0,
-                seq_gaps=0,
-            )
+            _insert_ignoring_conflicts(session, GatewayState),
+            [
+                {
+                    "site_id": site_id,
+                    "gateway_id": gateway_id,
+                    "last_seen": now,
+                    "highest_seq": 0,
+                    "seq_gaps": 0,
+                }
+                for site_id, gateway_id in ordered
+            ],
         )
-        return session.execute(
+        rows = session.scalars(
             select(GatewayState)
-            .where(GatewayState.site_id == site_id, GatewayState.gateway_id == gateway_id)
+            .where(tuple_(GatewayState.site_id, GatewayState.gateway_id).in_(ordered))
+            .order_by(GatewayState.site_id, GatewayState.gateway_id)
             .with_for_update()
-        ).scalar_one()
+        )
+        locked = {(row.site_id, row.gateway_id): row for row in rows}
+        for row in locked.values():
+            row.last_seen = now
+        return locked
 
     @staticmethod
-    def _advance_seq(gateway: GatewayState, seq: int, event_id: str) -> None:
+    def _advance_seq(gateway: GatewayState, doc: dict[str, Any]) -> None:
+        # Invariant: seq_gaps = highest_seq - (stored events with seq <= highest_seq), which holds
+        # whatever order a batch's new events are applied in, as long as seqs are unique.
+        seq = doc["seq"]
         if seq > gateway.highest_seq:
             gateway.seq_gaps += seq - gateway.highest_seq - 1
             gateway.highest_seq = seq
@@ -281,36 +374,43 @@ class Ingestor:
                 gateway.site_id,
                 gateway.gateway_id,
                 seq,
-                event_id,
+                doc["event_id"],
             )
 
-    def _dead_letter(
-        self, topic: str, payload: bytes, reason: str, received_at: datetime
-    ) -> Outcome:
-        reason = reason[:_MAX_REASON_CHARS]
-        with self._sessions.begin() as session:
-            session.add(
-                DeadLetter(
-                    topic=topic,
-                    payload=_payload_text(payload),
-                    reason=reason,
-                    received_at=received_at,
-                )
-            )
-        self.counts[str(OutcomeKind.REJECTED)] += 1
-        self.counts[f"rejected:{reason.split(':', 1)[0]}"] += 1
-        logger.warning("dead-lettered a message on %r: %s", topic, reason)
-        return Outcome(OutcomeKind.REJECTED, reason=reason)
+    def _count_and_log(
+        self, messages: Sequence[tuple[str, bytes]], outcomes: Sequence[Outcome]
+    ) -> None:
+        for (topic, _), outcome in zip(messages, outcomes, strict=True):
+            self.counts[str(outcome.kind)] += 1
+            if outcome.kind == OutcomeKind.REJECTED:
+                reason = outcome.reason or ""
+                self.counts[f"rejected:{reason.split(':', 1)[0]}"] += 1
+                logger.warning("dead-lettered a message on %r: %s", topic, reason)
+            elif outcome.kind == OutcomeKind.DUPLICATE:
+                logger.debug("duplicate answer event %s ignored", outcome.event_id)
+
+    def _notify(self, stored: Sequence[dict[str, Any]]) -> None:
+        for doc in stored:
+            if doc["status"] != "scored":
+                continue
+            for observe in self.observers:
+                try:
+                    observe(doc)
+                except Exception:
+                    logger.exception("answer observer %r failed on %s", observe, doc["event_id"])
 
 
 class MqttIngest:
-    """Subscribes with a persistent MQTT v5 session and feeds every message to an `Ingestor`.
+    """Subscribes with a persistent MQTT v5 session and feeds the messages to an `Ingestor`.
 
     Messages are handled on one worker thread, not in paho's network thread, so that a slow or
-    unavailable database never stalls keepalives. A message is acknowledged only after `handle`
-    returned, i.e. after its transaction committed; while the database is down the same message is
-    retried with backoff. Unacknowledged messages are redelivered by the broker on the next
-    connection, and the idempotent insert makes that harmless.
+    unavailable database never stalls keepalives. The worker takes whatever has arrived (up to
+    `max_batch` messages) as one batch, so batches grow with the load and a lone message is not
+    kept waiting. A message is acknowledged only after `handle_batch` returned, i.e. after the
+    transaction holding it committed; while the database is down the same batch is retried with
+    backoff. Unacknowledged messages are redelivered by the broker on the next connection, and the
+    idempotent insert makes that harmless. Workers with different client ids share the answers
+    through the `$share/central/...` subscription.
     """
 
     def __init__(
@@ -319,10 +419,14 @@ class MqttIngest:
         settings: CentralSettings,
         *,
         max_retry_delay_s: float = 30.0,
+        max_batch: int = DEFAULT_MAX_BATCH,
     ) -> None:
+        if max_batch < 1:
+            raise ValueError(f"max_batch must be at least 1, not {max_batch}")
         self._ingestor = ingestor
         self._settings = settings
         self._max_retry_delay_s = max_retry_delay_s
+        self._max_batch = max_batch
         self._queue: queue.Queue[tuple[int, mqtt.MQTTMessage] | None] = queue.Queue()
         # Message ids are only meaningful on the connection that delivered them: every connect and
         # disconnect starts a new generation, and acks from an older one are dropped.
@@ -339,6 +443,10 @@ class MqttIngest:
         )
         client.manual_ack_set(True)
         client.reconnect_delay_set(min_delay=1, max_delay=30)
+        if settings.mqtt_username is not None:
+            client.username_pw_set(settings.mqtt_username, settings.mqtt_password)
+        if settings.mqtt_tls_ca is not None:
+            client.tls_set(ca_certs=str(settings.mqtt_tls_ca))
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
         client.on_subscribe = self._on_subscribe
@@ -348,6 +456,9 @@ class MqttIngest:
     def start(self) -> MqttIngest:
         properties = Properties(PacketTypes.CONNECT)
         properties.SessionExpiryInterval = self._settings.mqtt_session_expiry_s
+        # How many unacknowledged messages the broker may send us: a batch can only hold that
+        # many, and a second batch's worth keeps arriving while the first one commits.
+        properties.ReceiveMaximum = min(2 * self._max_batch, 65535)
         self._client.connect_async(
             self._settings.mqtt_host,
             self._settings.mqtt_port,
@@ -438,29 +549,51 @@ class MqttIngest:
         self._queue.put((self._generation, message))
 
     def _work(self) -> None:
-        while (item := self._queue.get()) is not None and not self._stopping.is_set():
-            generation, message = item
-            if self._handle_until_committed(message):
-                self._ack(generation, message)
+        while (batch := self._next_batch()) and not self._stopping.is_set():
+            if self._handle_until_committed(batch):
+                self._ack(batch)
 
-    def _handle_until_committed(self, message: mqtt.MQTTMessage) -> bool:
+    def _next_batch(self) -> list[tuple[int, mqtt.MQTTMessage]]:
+        """Waits for one message, then takes whatever else is already queued; [] when stopping."""
+        item = self._queue.get()
+        if item is None:
+            return []
+        batch = [item]
+        while len(batch) < self._max_batch:
+            try:
+                item = self._queue.get_nowait()
+            except queue.Empty:
+                break
+            if item is None:
+                self._queue.put(None)  # seen again by the next call, after this batch
+                break
+            batch.append(item)
+        return batch
+
+    def _handle_until_committed(self, batch: list[tuple[int, mqtt.MQTTMessage]]) -> bool:
+        messages = [(message.topic, message.payload) for _, message in batch]
         delay = 0.1
         while not self._stopping.is_set():
             try:
-                self._ingestor.handle(message.topic, message.payload)
+                self._ingestor.handle_batch(messages)
                 return True
             except SQLAlchemyError:
-                logger.exception("storing a message failed; retrying in %.1f s", delay)
+                logger.exception(
+                    "storing a batch of %d messages failed; retrying in %.1f s", len(batch), delay
+                )
                 self._stopping.wait(delay)
                 delay = min(delay * 2, self._max_retry_delay_s)
             except Exception:
-                # Not a database outage, so retrying now would fail the same way. Leaving it
+                # Not a database outage, so retrying now would fail the same way. Leaving the batch
                 # unacknowledged makes the broker deliver it again on the next connection.
-                logger.exception("handling a message on %r failed; not acknowledged", message.topic)
+                logger.exception(
+                    "handling a batch of %d messages failed; not acknowledged", len(batch)
+                )
                 return False
         return False
 
-    def _ack(self, generation: int, message: mqtt.MQTTMessage) -> None:
+    def _ack(self, batch: list[tuple[int, mqtt.MQTTMessage]]) -> None:
         with self._generation_lock:
-            if generation == self._generation:
-                self._client.ack(message.mid, message.qos)
+            for generation, message in batch:
+                if generation == self._generation:
+                    self._client.ack(message.mid, message.qos)

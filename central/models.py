@@ -65,6 +65,9 @@ class AnswerEvent(Base):
     points_possible: Mapped[float] = mapped_column(Float)
     box_mm: Mapped[list[Any]]
     strokes: Mapped[list[Any]]
+    # Optional in the contract: the teacher who wrote a marking event, and why a person must look.
+    marker_id: Mapped[str | None] = mapped_column(String(128), default=None)
+    review_reason: Mapped[str | None] = mapped_column(String(64), default=None)
     received_at: Mapped[datetime]
 
     __table_args__ = (

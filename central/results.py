@@ -15,6 +15,7 @@ from sqlalchemy import case, func, select
 from sqlalchemy.orm import Session
 
 from central.models import AnswerEvent
+from central.school.answers import with_decisions
 
 _DIGITS = re.compile(r"(\d+)")
 
@@ -149,6 +150,7 @@ def exam_results(session: Session, exam_id: str) -> ExamResults | None:
     events = latest_answers(session, exam_id)
     if not events:
         return None
+    events = with_decisions(session, events)  # markers' decisions on review answers
 
     by_question: dict[str, list[AnswerEvent]] = defaultdict(list)
     by_student: dict[tuple[str | None, str | None], dict[str, Answer]] = defaultdict(dict)

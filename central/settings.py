@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import socket
+from pathlib import Path
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -20,6 +21,11 @@ class CentralSettings(BaseSettings):
     database_url: str = "sqlite:///classink-central.db"
     mqtt_host: str = "127.0.0.1"
     mqtt_port: int = 1883
+    # A broker with per-client logins (central/fleet writes Mosquitto's password file and ACL)
+    # needs central's own; with a CA file the connection is TLS, verified against it.
+    mqtt_username: str | None = None
+    mqtt_password: str | None = None
+    mqtt_tls_ca: Path | None = None
     # How long the broker keeps queueing answers for us while central is down.
     mqtt_session_expiry_s: int = 7 * 24 * 3600
     http_host: str = "127.0.0.1"

@@ -16,7 +16,10 @@ ROOMS = (
     "classink.demo",
     "gateway.cli",
     "central.cli",
+    "central.fleet.cli",
+    "central.matching.cli",
     "central.sheets.cli",
+    "central.tracing.cli",
     "hardware_sim.cli",
     "gateway.scoring.cli",
 )

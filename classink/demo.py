@@ -99,7 +99,7 @@ def stored_events(database_url: str, exam_id: str) -> list[dict]:
         engine.dispose()
 
 
-def _spawn(args: list[str], log_path: Path) -> subprocess.Popen:
+def spawn(args: list[str], log_path: Path) -> subprocess.Popen:
     with open(log_path, "ab") as log:
         return subprocess.Popen(
             [sys.executable, "-m", "classink.cli", "-v", *args],
@@ -158,7 +158,7 @@ class ClassroomRun:
             self.broker.start()
             self.classroom.write_roster(self.work / "roster.json")
             self.classroom.write_ground_truth(self.work / "truth.jsonl")
-            self.central = _spawn(
+            self.central = spawn(
                 [
                     "central",
                     "serve",
@@ -184,7 +184,7 @@ class ClassroomRun:
                 "serial_ports": self.classroom.devices,
             }
             (self.work / "gateway.json").write_text(json.dumps(config, indent=2))
-            self.gateway = _spawn(
+            self.gateway = spawn(
                 ["gateway", "run", "--config", str(self.work / "gateway.json")],
                 self.work / "gateway.log",
             )
@@ -265,15 +265,28 @@ def _run(args: argparse.Namespace) -> int:
                     tally = compare(run.truth, stored_events(run.database_url, run.exam_id))
             print_results(console, run.truth, stored_events(run.database_url, run.exam_id), tally)
             if args.keep_serving:
+                # Every page needs a token: a sign-in link (the token after '#' stays local).
+                token = _admin_token(run.database_url)
                 console.print(
-                    f"results page: http://127.0.0.1:{run.http_port}/exams/{run.exam_id}"
-                    "  (Ctrl-C to stop)"
+                    f"results page: http://127.0.0.1:{run.http_port}/login?next=/exams/"
+                    f"{run.exam_id}#token={token}  (Ctrl-C to stop)"
                 )
                 with contextlib.suppress(KeyboardInterrupt):
                     while run.central.poll() is None:
                         time.sleep(1)
     print(tally.last_line)
     return 0 if tally.lost == 0 and tally.duplicated == 0 else 1
+
+
+def _admin_token(database_url: str) -> str:
+    from central.auth.tokens import issue_token
+    from central.db import make_engine, make_session_factory
+
+    engine = make_engine(database_url)
+    try:
+        return issue_token(make_session_factory(engine), "admin", "demo")
+    finally:
+        engine.dispose()
 
 
 def print_results(console, truth: list[dict], stored: list[dict], tally: Tally) -> None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import tempfile
@@ -49,13 +50,31 @@ def wait_for_port(port: int, timeout: float, proc: subprocess.Popen | None = Non
     raise TimeoutError(f"nothing listens on 127.0.0.1:{port} after {timeout:.0f}s")
 
 
+@dataclass(frozen=True)
+class TlsFiles:
+    """PEM files for a TLS listener: the CA that signed the broker's certificate, and that one."""
+
+    ca_cert: Path
+    cert: Path
+    key: Path
+
+
 @dataclass
 class Mosquitto:
-    """A broker process; use as a context manager or call start()/stop()."""
+    """A broker process; use as a context manager or call start()/stop().
+
+    By default it lets anyone in, as a plain development broker. With `password_file` (and
+    usually `acl_file`) it admits only known users, each to the topics the ACL grants; `tls` adds a
+    TLS listener on `tls_port`. `reload()` makes it re-read the password and ACL files.
+    """
 
     port: int = 0
     extra_config: str = ""
     workdir: Path | None = None
+    password_file: Path | None = None
+    acl_file: Path | None = None
+    tls: TlsFiles | None = None
+    tls_port: int = 0
     _proc: subprocess.Popen | None = field(default=None, init=False, repr=False)
     _tmp: tempfile.TemporaryDirectory | None = field(default=None, init=False, repr=False)
 
@@ -71,7 +90,8 @@ class Mosquitto:
         conf.write_text(
             f"{user_line}"
             f"listener {self.port} 127.0.0.1\n"
-            "allow_anonymous true\n"
+            f"{self._tls_listener()}"
+            f"{self._auth_config()}"
             "persistence true\n"
             f"persistence_location {self.workdir}/\n"
             "max_queued_messages 100000\n"
@@ -83,11 +103,41 @@ class Mosquitto:
         )
         try:
             wait_for_port(self.port, timeout, self._proc)
+            if self.tls is not None:
+                wait_for_port(self.tls_port, timeout, self._proc)
         except Exception as exc:
             err = self._proc.stderr.read().decode(errors="replace") if self._proc.stderr else ""
             self.stop()
             raise RuntimeError(f"mosquitto did not start: {exc}\n{err}") from exc
         return self
+
+    def _tls_listener(self) -> str:
+        if self.tls is None:
+            return ""
+        self.tls_port = self.tls_port or free_port()
+        return (
+            f"listener {self.tls_port} 127.0.0.1\n"
+            f"cafile {self.tls.ca_cert}\n"
+            f"certfile {self.tls.cert}\n"
+            f"keyfile {self.tls.key}\n"
+            "tls_version tlsv1.2\n"
+        )
+
+    def _auth_config(self) -> str:
+        if self.password_file is None:
+            return "allow_anonymous true\n"
+        acl = f"acl_file {self.acl_file}\n" if self.acl_file is not None else ""
+        return f"allow_anonymous false\npassword_file {self.password_file}\n{acl}"
+
+    def reload(self) -> None:
+        """Mosquitto re-reads its password and ACL files on SIGHUP; connected clients stay."""
+        if self._proc is None or self._proc.poll() is not None:
+            raise RuntimeError("mosquitto is not running")
+        self._proc.send_signal(signal.SIGHUP)
+
+    @property
+    def pid(self) -> int | None:
+        return self._proc.pid if self._proc is not None else None
 
     def stop(self) -> None:
         if self._proc is not None and self._proc.poll() is None:

@@ -384,13 +384,14 @@ class PenConnection:
 
     def _on_dots(self, run: np.ndarray, events: list[Event]) -> None:
         """A run of consecutive Dots (the hot path): checked and converted a run at a time."""
-        counters = run["counter"].astype(np.int64)
+        # A read holds a few dots per pen: plain lists beat numpy's per-call cost at that size.
+        counters = run["counter"].tolist()
         # Where the counter skips inside the run, the run is split so each gap sits in place.
-        skips = np.flatnonzero((np.diff(counters) & 0xFF) != 1) + 1
+        skips = [i for i in range(1, len(counters)) if (counters[i] - counters[i - 1]) & 0xFF != 1]
         start = 0
-        for end in [*skips.tolist(), len(run)]:
-            self._check_counter(int(counters[start]), events)
-            self._expected_counter = (int(counters[end - 1]) + 1) & 0xFF
+        for end in [*skips, len(run)]:
+            self._check_counter(counters[start], events)
+            self._expected_counter = (counters[end - 1] + 1) & 0xFF
             self._place_dots(run[start:end], events)
             start = end
 

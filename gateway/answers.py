@@ -1,8 +1,10 @@
 """Answer assembly: the strokes one pen writes in one answer box become one answer.
 
 An answer is finalised when its pen moves to another box or page, or after an idle time with no new
-stroke in the box. Writing in the box again later re-opens it: the next answer for that box carries
-every stroke written there and a higher revision, so a correction replaces the earlier reading.
+ink from its pen: a stroke still being written keeps the box open, so that a slow second stroke (the
+other bar of a cross, written while the gateway is busy) is not split off into a revision.
+Writing in the box again later re-opens it: the next answer for that box carries every stroke
+written there and a higher revision, so a correction replaces the earlier reading.
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ class _Open:
     address: str
     region: Region
     strokes: list[Stroke]
-    last_stroke_at: float
+    last_ink_at: float
     student_id: str | None
 
 
@@ -62,11 +64,17 @@ class AnswerAssembler:
             current = _Open(template, stroke.address, region, earlier, now, student_id)
             self._open[stroke.pen_id] = current
         current.strokes.append(stroke)
-        current.last_stroke_at = now
+        current.last_ink_at = now
         return done
 
+    def inked(self, pen_id: str, now: float) -> None:
+        """The pen sent dots of a stroke not finished yet: its open answer is not idle."""
+        current = self._open.get(pen_id)
+        if current is not None:
+            current.last_ink_at = now
+
     def due(self, now: float) -> list[Answer]:
-        idle = [pen for pen, o in self._open.items() if now - o.last_stroke_at >= self.idle_s]
+        idle = [pen for pen, o in self._open.items() if now - o.last_ink_at >= self.idle_s]
         return [self._finalise(pen) for pen in idle]
 
     def flush(self) -> list[Answer]:

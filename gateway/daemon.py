@@ -4,35 +4,33 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 
 from classink import __version__
 from firmware_bridge.ble import BleThread
-from firmware_bridge.registry import PenRegistry
 from firmware_bridge.serial import SerialHub
+from gateway.fleet_agent import FleetAgent
 from gateway.outbox import Outbox
 from gateway.pipeline import Pipeline
 from gateway.scoring.recognizer import Recognizer
 from gateway.settings import GatewaySettings
-from gateway.templates import TemplateIndex
-from gateway.uplink import Uplink
 
 log = logging.getLogger(__name__)
 
 POLL_S = 0.05
+# Each pen streams a frame every ~8 ms: read them in rounds of at least this long, so that a
+# round's fixed work (every pen's timers, idle answers, heartbeats) is paid ~33 times a second
+# rather than at every frame. Adds at most this much latency.
+ROUND_S = 0.03
 
 
 def run(settings: GatewaySettings, stop: threading.Event) -> Pipeline:
-    templates = TemplateIndex.from_files(settings.templates, settings.booklets)
-    outbox = Outbox(settings.outbox_path)
-    uplink = Uplink(
-        outbox,
-        settings.site_id,
-        settings.gateway_id,
-        settings.mqtt_host,
-        settings.mqtt_port,
-        __version__,
-    )
-    registry = PenRegistry.load(settings.roster)
+    # Identity, synced configuration, outbox bound, heartbeats and metrics (gateway/fleet_agent.py).
+    agent = FleetAgent(settings, __version__)
+    templates = agent.templates()
+    outbox = Outbox(settings.outbox_path, agent.outbox_max_bytes)
+    uplink = agent.make_uplink(outbox)
+    registry = agent.registry()
     pipeline = Pipeline(
         site_id=settings.site_id,
         gateway_id=settings.gateway_id,
@@ -43,8 +41,8 @@ def run(settings: GatewaySettings, stop: threading.Event) -> Pipeline:
         review_below=settings.review_below,
         idle_s=settings.answer_idle_s,
     )
-    hub = SerialHub(settings.serial_ports, f"classink {__version__}", registry.password_for)
-    ble = BleThread(f"classink {__version__}", registry.password_for) if settings.ble else None
+    hub = SerialHub(settings.serial_ports, f"classink {__version__}", agent.password_for)
+    ble = BleThread(f"classink {__version__}", agent.password_for) if settings.ble else None
     log.info(
         "gateway %s/%s: %d pen ports, %d templates, outbox depth %d",
         settings.site_id,
@@ -53,15 +51,20 @@ def run(settings: GatewaySettings, stop: threading.Event) -> Pipeline:
         len(templates.templates),
         outbox.depth(),
     )
+    # Answers that were open when the last run died come back before any pen is read.
+    pipeline.replay_journal()
     uplink.start()
+    agent.start(pipeline, uplink, outbox)
     if ble is not None:
         ble.start()
     try:
         while not stop.is_set():
+            round_started = time.monotonic()
             for link, events in hub.poll(POLL_S):
-                pipeline.on_pen_events(link.device, events)
+                pipeline.on_pen_events(link.device, agent.admit(link.device, events, outbox))
             for name, events in ble.take_events() if ble is not None else ():
-                pipeline.on_pen_events(name, events)
+                pipeline.on_pen_events(name, agent.admit(name, events, outbox))
+            agent.tick(pipeline)
             pipeline.tick()
             # Only now, with their strokes in the outbox, may pens delete offline data.
             for name, batch_id in pipeline.take_durable_batches():
@@ -69,12 +72,14 @@ def run(settings: GatewaySettings, stop: threading.Event) -> Pipeline:
                     ble.batch_durable(name, batch_id)
                 else:
                     hub.batch_durable(name, batch_id)
+            stop.wait(ROUND_S - (time.monotonic() - round_started))
     finally:
         for link, events in hub.close():
             pipeline.on_pen_events(link.device, events)
         for name, events in ble.stop() if ble is not None else ():
             pipeline.on_pen_events(name, events)
         pipeline.flush()
+        agent.stop()
         uplink.stop()
         log.info(
             "gateway stopped: %d strokes, %d answers (%d for review), %d published, "

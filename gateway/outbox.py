@@ -8,17 +8,38 @@ crash can neither reuse a sequence number nor skip one.
 The same database remembers which of a pen's offline strokes are settled (pen-wire.md §3.7): marked
 in the transaction that appends the answer carrying them, so a pen is asked to delete a stroke only
 once it is on disk here, and a stroke fetched twice is used once.
+
+The outbox is bounded (`max_bytes`, payload bytes waiting for the broker) by a policy that never
+drops a scored answer (protocol_specs/mqtt.md, "Outbox bound"):
+
+* below HIGH_SHARE of the bound everything is stored;
+* from HIGH_SHARE on, new telemetry (anything that is not an answer) is refused;
+* at the bound the outbox is FULL: pens' offline memory is no longer fetched into it
+  (`hold_back_offline`), so those strokes stay on the pens, which delete nothing until told to.
+  Answers from live writing are still stored, since the pen keeps no other copy of them;
+  the bound is there to be noticed (log, metric, heartbeat, central alert) long before the disk is.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import sqlite3
 import threading
 import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from enum import StrEnum
 from pathlib import Path
+
+from firmware_bridge.events import Event
+from firmware_bridge.session import OfflineBatch
+
+log = logging.getLogger(__name__)
+
+HIGH_SHARE = 0.8  # of max_bytes: from here on, telemetry is refused
+ANSWER = "answer"
+TELEMETRY = "telemetry"
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
@@ -34,9 +55,33 @@ CREATE TABLE IF NOT EXISTS offline_settled (
     stroke_key TEXT NOT NULL,
     PRIMARY KEY (pen_id, stroke_key)
 ) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS stroke_journal (
+    id INTEGER PRIMARY KEY,
+    pen_id TEXT NOT NULL,
+    stroke_key TEXT NOT NULL,
+    stroke BLOB NOT NULL
+);
+CREATE INDEX IF NOT EXISTS stroke_journal_key ON stroke_journal (pen_id, stroke_key);
 """
 
 OfflineStrokeId = tuple[str, str]  # pen id, OfflineStroke.key
+
+
+class Pressure(StrEnum):
+    OK = "ok"
+    HIGH = "high"  # telemetry refused
+    FULL = "full"  # pens' offline memory left on the pens as well
+
+
+class OutboxFull(Exception):
+    """A telemetry event refused because the outbox is nearly full; answers are never refused."""
+
+
+@dataclass
+class OutboxCounts:
+    refused_telemetry: int = 0
+    held_offline_batches: int = 0
+    times_full: int = 0
 
 
 @dataclass(frozen=True)
@@ -48,7 +93,11 @@ class OutboxRow:
 
 
 class Outbox:
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, max_bytes: int | None = None) -> None:
+        if max_bytes is not None and max_bytes <= 0:
+            raise ValueError(f"outbox max_bytes must be positive, not {max_bytes}")
+        self.max_bytes = max_bytes
+        self.counts = OutboxCounts()
         Path(path).parent.mkdir(parents=True, exist_ok=True)
         # One connection shared under a lock: the pipeline thread appends, the uplink thread reads
         # and deletes, and SQLite serialises writers anyway.
@@ -58,16 +107,27 @@ class Outbox:
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=FULL")
             self._db.executescript(SCHEMA)
+            (stored,) = self._db.execute("SELECT TOTAL(LENGTH(payload)) FROM outbox").fetchone()
+        self._bytes = int(stored)
+        self._pressure = Pressure.OK
         self._added = threading.Condition()
+        self._note_pressure()
 
     def append(
         self,
         topic: str,
         build: Callable[[int, str], dict],
         settles: Iterable[OfflineStrokeId] = (),
+        kind: str = ANSWER,
+        unjournal: Iterable[int] = (),
     ) -> OutboxRow:
         """Store one event; `build(seq, event_id)` makes its payload inside the transaction, and
-        the offline strokes it carries are marked settled in the same transaction."""
+        the offline strokes it carries are marked settled in the same transaction.
+
+        Raises OutboxFull for telemetry (kind != ANSWER) once the outbox is under pressure."""
+        if kind != ANSWER and self._pressure is not Pressure.OK:
+            self.counts.refused_telemetry += 1
+            raise OutboxFull(f"outbox {self._pressure}: telemetry refused, answers kept")
         event_id = str(uuid.uuid4())
         with self._lock:
             self._db.execute("BEGIN IMMEDIATE")
@@ -80,24 +140,16 @@ class Outbox:
                 )
                 self._db.execute("UPDATE meta SET value = ? WHERE key='next_seq'", (seq + 1,))
                 self._insert_settled(settles)
+                self._delete_journaled(unjournal)
                 self._db.execute("COMMIT")
             except BaseException:
-                self._db.execute("ROLLBACK")
+                self._rollback()
                 raise
+            self._bytes += len(payload)
+            self._note_pressure()
         with self._added:
             self._added.notify_all()
         return OutboxRow(seq, event_id, topic, payload)
-
-    def settle(self, strokes: Iterable[OfflineStrokeId]) -> None:
-        """Mark offline strokes settled that no event carries (the pipeline dropped them)."""
-        with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
-            try:
-                self._insert_settled(strokes)
-                self._db.execute("COMMIT")
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
 
     def settled(self, pen_id: str, keys: Iterable[str]) -> set[str]:
         """Which of these offline strokes of the pen are settled already."""
@@ -137,8 +189,129 @@ class Outbox:
             return
         with self._lock:
             self._db.execute("BEGIN IMMEDIATE")
-            self._db.executemany("DELETE FROM outbox WHERE seq = ?", batch)
+            freed = 0
+            for (seq,) in batch:
+                row = self._db.execute(
+                    "DELETE FROM outbox WHERE seq = ? RETURNING LENGTH(payload)", (seq,)
+                ).fetchone()
+                freed += row[0] if row else 0
             self._db.execute("COMMIT")
+            self._bytes -= freed
+            self._note_pressure()
+
+    # -- the bound ------------------------------------------------------------------------------
+
+    @property
+    def bytes(self) -> int:
+        """Payload bytes waiting for the broker."""
+        return self._bytes
+
+    @property
+    def pressure(self) -> Pressure:
+        return self._pressure
+
+    def fill_ratio(self) -> float:
+        return self._bytes / self.max_bytes if self.max_bytes else 0.0
+
+    def hold_back_offline(self, events: list[Event]) -> list[Event]:
+        """While FULL, offline batches are not taken in: never reported durable, the pen keeps
+        their pages and hands them over again on a later connection."""
+        if self._pressure is not Pressure.FULL:
+            return events
+        kept = [e for e in events if not isinstance(e, OfflineBatch)]
+        if len(kept) != len(events):
+            self.counts.held_offline_batches += len(events) - len(kept)
+            log.error(
+                "OUTBOX FULL: left %d offline batch(es) on the pen; they are fetched again later",
+                len(events) - len(kept),
+            )
+        return kept
+
+    def _note_pressure(self) -> None:
+        """Called with the lock held (or before the outbox is shared)."""
+        ratio = self.fill_ratio()
+        now = Pressure.FULL if ratio >= 1 else Pressure.HIGH if ratio >= HIGH_SHARE else Pressure.OK
+        before, self._pressure = self._pressure, now
+        if now is before:
+            return
+        if now is Pressure.FULL:
+            self.counts.times_full += 1
+            log.error(
+                "OUTBOX FULL: %d of %d bytes wait for the broker; pens keep their offline memory, "
+                "telemetry is refused, answers are still stored",
+                self._bytes,
+                self.max_bytes,
+            )
+        elif now is Pressure.HIGH:
+            log.warning(
+                "outbox at %.0f%% of its bound: telemetry is refused until the broker catches up",
+                100 * ratio,
+            )
+        else:
+            log.info("outbox back under %.0f%% of its bound", 100 * HIGH_SHARE)
+
+    # -- the stroke journal (gateway/stroke_journal.py) --------------------------------------------
+
+    def journal(self, strokes: list[tuple[str, str, bytes]]) -> list[int]:
+        """Store finished strokes (pen id, stroke key, encoded stroke) in one transaction; their
+        rows go in the transaction that appends the answer carrying them (`unjournal`)."""
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                ids = [
+                    self._db.execute(
+                        "INSERT INTO stroke_journal (pen_id, stroke_key, stroke) VALUES (?, ?, ?)",
+                        row,
+                    ).lastrowid
+                    for row in strokes
+                ]
+                self._db.execute("COMMIT")
+            except BaseException:
+                self._rollback()
+                raise
+        return ids
+
+    def journaled(self) -> list[tuple[int, bytes]]:
+        with self._lock:
+            return self._db.execute("SELECT id, stroke FROM stroke_journal ORDER BY id").fetchall()
+
+    def journaled_keys(self, pen_id: str, keys: Iterable[str]) -> set[str]:
+        wanted = list(keys)
+        found: set[str] = set()
+        with self._lock:
+            for i in range(0, len(wanted), 500):
+                batch = wanted[i : i + 500]
+                marks = ",".join("?" * len(batch))
+                found.update(
+                    k
+                    for (k,) in self._db.execute(
+                        "SELECT stroke_key FROM stroke_journal"
+                        f" WHERE pen_id = ? AND stroke_key IN ({marks})",
+                        (pen_id, *batch),
+                    )
+                )
+        return found
+
+    def unjournal(self, ids: Iterable[int], settles: Iterable[OfflineStrokeId] = ()) -> None:
+        """Forget journaled strokes that no answer will carry (the pipeline dropped them)."""
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                self._delete_journaled(ids)
+                self._insert_settled(settles)
+                self._db.execute("COMMIT")
+            except BaseException:
+                self._rollback()
+                raise
+
+    def _delete_journaled(self, ids: Iterable[int]) -> None:
+        self._db.executemany("DELETE FROM stroke_journal WHERE id = ?", [(i,) for i in ids])
+
+    def _rollback(self) -> None:
+        # SQLite may have rolled back by itself (a full disk, say): a second ROLLBACK would raise
+        # and hide the error that matters.
+        if self._db.in_transaction:
+            self._db.execute("ROLLBACK")
 
     def depth(self) -> int:
         with self._lock:

@@ -6,25 +6,35 @@ Strokes fetched from a pen's offline memory (OfflineBatch) take the same path, m
 is settled when the answer carrying it is appended to the outbox (in that transaction) or when the
 pipeline drops it; a batch whose strokes are all settled is reported by `take_durable_batches`, and
 only then may the pen be asked to delete them (pen-wire.md §3.7).
+
+A streamed stroke exists nowhere else once the gateway has read it, so it is journaled in the outbox
+database before it is used (gateway/stroke_journal.py) and leaves the journal with its answer; a
+restarted gateway replays the journal first. A stroke a pen offers again after a lost link is
+matched by its key and used once (protocol_specs/mqtt.md, "Through a killed gateway").
 """
 
 from __future__ import annotations
 
 import logging
+import sqlite3
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 import numpy as np
 
-from firmware_bridge.events import Event, EventGap, OfflineStroke, PenInfo, Rejected
+from firmware_bridge.events import Dot, Event, EventGap, OfflineStroke, PenInfo, Rejected
 from firmware_bridge.session import LinkLost, OfflineBatch
+from gateway import stroke_journal
 from gateway.answers import Answer, AnswerAssembler
 from gateway.lattice_frames import as_coordinate_events
 from gateway.outbox import Outbox
 from gateway.rejects import Rejects
+from gateway.scoring.marking import read_mark, split_roster
+from gateway.scoring.read import read_region
 from gateway.scoring.recognizer import Recognizer
-from gateway.scoring.score import score
+from gateway.scoring.score import Score, score
 from gateway.strokes import PEN_UNIT_MM, Stroke, StrokeAssembler
 from gateway.templates import TemplateIndex
 from gateway.uplink import topic
@@ -37,6 +47,8 @@ class PipelineStats:
     strokes: int = 0
     answers: int = 0
     reviews: int = 0
+    storage_errors: int = 0  # journal or outbox writes that failed (a full disk, say)
+    replayed: int = 0  # strokes read back from the journal at start-up
 
 
 @dataclass
@@ -60,9 +72,19 @@ class Pipeline:
         self._unsettled: dict[tuple[str, str], tuple[str, int]] = {}  # (pen, key) -> batch
         self._batch_left: dict[tuple[str, int], int] = {}  # (link, batch id) -> unsettled
         self._durable: list[tuple[str, int]] = []
+        # Pens whose roster entry is "teacher:<id>" mark papers (gateway/scoring/marking.py).
+        self._students, self._teachers = split_roster(self.roster)
+        # Student ids read from student_id boxes, by (pen, page): used when nothing else says
+        # whose answers a pen writes.
+        self._written_ids: dict[tuple[str, str], str] = {}
+        self._unstored: list[tuple[Answer, Callable[[int, str], dict]]] = []  # no room on disk
+        self._retry_at = 0.0
+        self._loud_at = 0.0
 
     def on_pen_events(self, link: str, events: list[Event], now: float | None = None) -> None:
         now = time.monotonic() if now is None else now
+        finished: list[Stroke] = []  # journaled together, then fed on
+        inked: str | None = None  # a pen whose unfinished stroke got dots in this batch
         for event in as_coordinate_events(events):
             if isinstance(event, PenInfo):
                 self._pen_of_link[link] = event.pen_id
@@ -100,22 +122,78 @@ class Pipeline:
                 )
                 continue
             if isinstance(event, OfflineBatch):
+                self._journal_and_feed(finished, now)
+                finished = []
                 self._on_offline_batch(link, pen_id, event, now)
                 continue
             stroke = self._assemblers[pen_id].feed(event)
             if stroke is not None:
-                self._on_stroke(stroke, now)
+                finished.append(stroke)
+            elif isinstance(event, Dot):
+                inked = pen_id
+        self._journal_and_feed(finished, now)
+        if inked is not None:
+            self._answers.inked(inked, now)
+
+    def replay_journal(self, now: float | None = None) -> int:
+        """At start-up: feed the strokes a previous run journaled but never settled, in order."""
+        now = time.monotonic() if now is None else now
+        rows = self.outbox.journaled()
+        for journal_id, blob in rows:
+            self._on_stroke(stroke_journal.decode(journal_id, blob), now)
+        self.stats.replayed += len(rows)
+        if rows:
+            log.info("replayed %d journaled strokes into open answers", len(rows))
+        return len(rows)
+
+    def _journal_and_feed(self, strokes: list[Stroke], now: float) -> None:
+        if not strokes:
+            return
+        try:
+            ids = self.outbox.journal(
+                [(s.pen_id, s.key, stroke_journal.encode(s)) for s in strokes]
+            )
+        except sqlite3.Error as exc:
+            # Still scored and kept in memory; only a crash before the disk has room loses them.
+            self._storage_failed(f"{len(strokes)} strokes not journaled", exc)
+            ids = [None] * len(strokes)
+        for stroke, journal_id in zip(strokes, ids, strict=True):
+            stroke.journal_id = journal_id
+            self._on_stroke(stroke, now)
+
+    def _storage_failed(self, what: str, exc: sqlite3.Error) -> None:
+        self.stats.storage_errors += 1
+        now = time.monotonic()
+        if now >= self._loud_at:  # loud, but not a line per stroke
+            self._loud_at = now + 2.0
+            log.error(
+                "GATEWAY STORAGE FAILING (%s): %s; %d failures so far, %d answers waiting in "
+                "memory. Free space on the outbox's disk; nothing already stored is lost.",
+                exc,
+                what,
+                self.stats.storage_errors,
+                len(self._unstored),
+            )
 
     def take_durable_batches(self) -> list[tuple[str, int]]:
         """(link, batch id) of offline batches now settled in the outbox, each reported once."""
         durable, self._durable = self._durable, []
         return durable
 
+    def reconfigure(self, templates: TemplateIndex, roster: dict[str, str]) -> None:
+        """A new configuration synced from central (gateway/sync.py), used from the next stroke."""
+        self.templates = templates
+        self.roster = roster
+        self._students, self._teachers = split_roster(roster)
+
     def _on_offline_batch(self, link: str, pen_id: str, batch: OfflineBatch, now: float) -> None:
         # A stroke settled before (fetched again because the pen was not told to delete it in
         # time) is not used twice.
         done = self.outbox.settled(pen_id, (s.key for s in batch.strokes))
         fresh = [s for s in batch.strokes if s.key not in done]
+        # A pen offers its last streamed strokes again when its link was lost (pen-wire.md §3.7):
+        # those already journaled are in open answers, and settle with them.
+        journaled = self.outbox.journaled_keys(pen_id, (s.key for s in fresh))
         ident = (link, batch.batch_id)
         self._batch_left[ident] = len(fresh)
         for s in fresh:
@@ -130,6 +208,8 @@ class Pipeline:
             len(batch.strokes) - len(fresh),
         )
         for s in fresh:
+            if s.key in journaled:
+                continue
             stroke = _offline_stroke(pen_id, s)
             if s.dots:
                 self._on_stroke(stroke, now)
@@ -138,7 +218,7 @@ class Pipeline:
 
     def _settled(self, strokes: list[Stroke]) -> None:
         for s in strokes:
-            ident = self._unsettled.pop((s.pen_id, s.offline_key), None) if s.offline_key else None
+            ident = self._unsettled.pop((s.pen_id, s.key), None)
             if ident is not None:
                 self._batch_left[ident] -= 1
                 if self._batch_left[ident] == 0:
@@ -149,15 +229,24 @@ class Pipeline:
         self._durable.append(ident)
 
     def _drop(self, strokes: list[Stroke]) -> None:
-        """Dropping is final too: a dropped offline stroke is settled (and may be deleted)."""
-        ids = [(s.pen_id, s.offline_key) for s in strokes if s.offline_key]
-        if ids:
-            self.outbox.settle(ids)
-            self._settled(strokes)
+        """Dropping is final too: a dropped stroke is settled (and may be deleted from the pen)."""
+        journaled = [s.journal_id for s in strokes if s.journal_id is not None]
+        try:
+            self.outbox.unjournal(journaled, [(s.pen_id, s.key) for s in strokes])
+        except sqlite3.Error as exc:
+            # Left in the journal, it is dropped again after a restart.
+            self._storage_failed(f"{len(strokes)} dropped strokes not settled", exc)
+            return
+        for s in strokes:
+            s.journal_id = None
+        self._settled(strokes)
 
     def tick(self, now: float | None = None) -> None:
         """Finalise answers whose box has been left alone for the idle time."""
         now = time.monotonic() if now is None else now
+        if self._unstored and now >= self._retry_at:
+            self._retry_at = now + 1.0
+            self._store_waiting()
         for answer in self._answers.due(now):
             self._emit(answer)
 
@@ -177,7 +266,9 @@ class Pipeline:
             self._drop([stroke])
             return
         template, page = found.template, found.page
-        region = page.locate_ink(stroke.points[:, :2])
+        teacher = stroke.pen_id in self._teachers
+        xy = stroke.points[:, :2]
+        region = page.locate_mark(xy) if teacher else page.locate_ink(xy)
         if region is None:
             self.rejects.record(
                 "outside_regions",
@@ -185,21 +276,53 @@ class Pipeline:
             )
             self._drop([stroke])
             return
+        if region.kind == "score" and not teacher:
+            self.rejects.record(
+                "score_box_by_student",
+                f"pen {stroke.pen_id} (not a teacher's) wrote in score box {region.question_id}",
+            )
+            self._drop([stroke])
+            return
         for answer in self._answers.add(stroke, template, region, now, found.student_id):
             self._emit(answer)
 
     def _emit(self, answer: Answer) -> None:
+        strokes = [s.points[:, :2] for s in answer.strokes]
+        region = answer.region
+        marker_id = self._teachers.get(answer.pen_id)
         try:
-            prediction = self.recognizer.predict(
-                answer.region.kind, [s.points[:, :2] for s in answer.strokes]
-            )
+            if marker_id is not None:
+                mark = read_mark(
+                    self.recognizer,
+                    answer.template,
+                    region,
+                    strokes,
+                    answer.student_id is not None,
+                    self.review_below,
+                )
+                if mark is None:
+                    self.rejects.record(
+                        "blank_mark", f"{answer.pen_id} {region.question_id}: a touch, no mark"
+                    )
+                    self._drop(answer.strokes)
+                    return
+                kind, question, reading, scored, box = (
+                    mark.kind,
+                    mark.question,
+                    mark.reading,
+                    mark.score,
+                    mark.box_mm,
+                )
+                student_id = answer.student_id
+            else:
+                reading = read_region(self.recognizer, region, strokes)
+                scored = score(region, reading, self.review_below)
+                kind, question, box = region.kind, region, region.box_mm
+                student_id = self._student_of(answer, reading.label, scored)
         except ValueError as exc:
-            self.rejects.record(
-                "unrecognisable", f"{answer.pen_id} {answer.region.question_id}: {exc}"
-            )
+            self.rejects.record("unrecognisable", f"{answer.pen_id} {region.question_id}: {exc}")
             self._drop(answer.strokes)
             return
-        scored = score(answer.region, prediction.label, prediction.confidence, self.review_below)
         self.stats.answers += 1
         self.stats.reviews += scored.status == "review"
 
@@ -216,31 +339,63 @@ class Pipeline:
                 "exam_id": answer.template.template_id,
                 "page_address": answer.address,
                 "pen_id": answer.pen_id,
-                "student_id": answer.student_id or self.roster.get(answer.pen_id),
-                "question_id": answer.region.question_id,
-                "kind": answer.region.kind,
+                "student_id": student_id,
+                "question_id": question.question_id,
+                "kind": kind,
                 "revision": answer.revision,
-                "label": prediction.label,
-                "confidence": round(float(prediction.confidence), 4),
+                "label": reading.label,
+                "confidence": round(float(reading.confidence), 4),
                 "status": scored.status,
                 "correct": scored.correct,
                 "points_awarded": scored.points_awarded,
-                "points_possible": answer.region.points,
-                "box_mm": list(answer.region.box_mm),
+                "points_possible": question.points or 0.0,
+                "box_mm": list(box),
                 "strokes": [_stroke_json(s) for s in answer.strokes],
+                # Optional fields (mqtt.md): present only when they say something.
+                **({"marker_id": marker_id} if marker_id is not None else {}),
+                **({"review_reason": scored.review_reason} if scored.review_reason else {}),
             }
 
-        settles = [(s.pen_id, s.offline_key) for s in answer.strokes if s.offline_key]
-        self.outbox.append(self._topic, build, settles)
-        self._settled(answer.strokes)
+        self._store(answer, build)
+
+    def _store(self, answer: Answer, build: Callable[[int, str], dict]) -> None:
+        self._unstored.append((answer, build))
+        self._store_waiting()
+
+    def _store_waiting(self) -> None:
+        """Append answers in the order they were finalised, each with its strokes settled and
+        dropped from the journal in the same transaction. One that cannot be stored (a full disk)
+        holds back those after it, so that seq keeps each pen's order; tick() tries again."""
+        while self._unstored:
+            answer, build = self._unstored[0]
+            journaled = [s.journal_id for s in answer.strokes if s.journal_id is not None]
+            settles = [(s.pen_id, s.key) for s in answer.strokes]
+            try:
+                self.outbox.append(self._topic, build, settles, unjournal=journaled)
+            except sqlite3.Error as exc:
+                self._storage_failed(f"answer {answer.pen_id} {answer.region.question_id}", exc)
+                return
+            self._unstored.pop(0)
+            for s in answer.strokes:
+                s.journal_id = None
+            self._settled(answer.strokes)
+
+    def _student_of(self, answer: Answer, label: str, scored: Score) -> str | None:
+        """Whose answer: the booklet's student, else the pen's on the roster, else the id this
+        pen wrote in a student_id box of this page (remembered once read with confidence)."""
+        key = (answer.pen_id, answer.address)
+        if answer.region.kind == "student_id" and scored.status == "scored":
+            self._written_ids[key] = label
+        return answer.student_id or self._students.get(answer.pen_id) or self._written_ids.get(key)
 
 
 def _stroke_json(s: Stroke) -> dict:
+    # Whole columns at once: a classroom's strokes are thousands of points a second.
+    xy = np.round(s.points[:, :2], 2).tolist()
+    dt_force = s.points[:, 2:].astype(np.int64).tolist()
     out: dict = {
         "t0_ms": s.t0_ms,
-        "points": [
-            [round(x, 2), round(y, 2), int(dt), int(f)] for x, y, dt, f in s.points.tolist()
-        ],
+        "points": [[x, y, dt, f] for (x, y), (dt, f) in zip(xy, dt_force, strict=True)],
     }
     if s.offline_key:
         out["offline"] = True

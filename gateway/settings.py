@@ -23,6 +23,22 @@ class GatewaySettings(BaseSettings):
     mqtt_host: str = "127.0.0.1"
     mqtt_port: int = Field(1883, ge=1, le=65535)
     outbox_path: Path = Path("/var/lib/classink/outbox.db")
+    # Uplink (gateway/uplink.py, gateway/outbox.py) and the rest of issue 5.
+    outbox_max_mb: float = Field(
+        256, gt=0, description="outbox bound; past it pens keep their offline memory (mqtt.md)"
+    )
+    mqtt_tls_ca: Path | None = Field(None, description="CA certificate: connect with TLS")
+    mqtt_credentials: Path | None = Field(
+        None, description="credentials file written by `classink gateway claim`"
+    )
+    mqtt_username: str | None = None
+    mqtt_password: str | None = None
+    config_dir: Path | None = Field(
+        None, description="where configuration synced from central is kept (gateway/sync.py)"
+    )
+    heartbeat_s: float = Field(30, gt=0, description="seconds between heartbeats")
+    metrics_port: int = Field(0, ge=0, le=65535, description="Prometheus /metrics port; 0: off")
+    metrics_host: str = "127.0.0.1"
     templates: list[Path] = Field(default_factory=list, description="exam template JSON files")
     roster: Path | None = Field(None, description='JSON file {"pens": {pen_id: student_id}}')
     booklets: list[Path] = Field(

@@ -18,6 +18,18 @@ class Stroke:
     t0_ms: int
     points: np.ndarray  # (k, 4): x_mm, y_mm, dt_ms, force
     offline_key: str | None = None  # set for a stroke fetched from the pen's offline memory
+    end_ms: int | None = None  # the pen's PenUp time (for a lattice stroke split at a page edge,
+    # where the part ends)
+    journal_id: int | None = None  # its row in the outbox database's stroke journal, until settled
+
+    @property
+    def key(self) -> str:
+        """Identifies the stroke whichever way it came: the same as the pen's OfflineStroke.key,
+        so a stroke the pen offers again after a lost link is recognised (pen-wire.md §3.7)."""
+        if self.offline_key is not None:
+            return self.offline_key
+        end = self.end_ms if self.end_ms is not None else self.t0_ms + int(self.points[:, 2].sum())
+        return f"{self.address}/{self.t0_ms}/{end}/{len(self.points)}"
 
     @property
     def centroid(self) -> tuple[float, float]:
@@ -49,12 +61,12 @@ class StrokeAssembler:
                 (event.x * PEN_UNIT_MM, event.y * PEN_UNIT_MM, event.dt_ms, event.force)
             )
         elif isinstance(event, PenUp) and self._dots and self._address is not None:
-            return self._close()
+            return self._close(event.timestamp_ms)
         return None
 
-    def _close(self) -> Stroke:
+    def _close(self, end_ms: int | None = None) -> Stroke:
         points = np.array(self._dots, dtype=np.float64)
-        stroke = Stroke(self.pen_id, self._address, self._t0_ms, points)
+        stroke = Stroke(self.pen_id, self._address, self._t0_ms, points, end_ms=end_ms)
         self._t0_ms += int(points[:, 2].sum())
         self._dots = []
         return stroke

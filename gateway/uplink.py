@@ -3,6 +3,12 @@
 paho calls on_publish while holding its own message lock, so the callback only queues the
 acknowledgement; the publisher thread matches it to the outbox row and deletes it. That keeps every
 outbox access in one place and cannot deadlock against publish().
+
+The session is persistent (clean start off, a week's session expiry), so the broker keeps the
+gateway's subscription to its own `config` topic and whatever was queued for it across reconnects.
+Reconnects back off exponentially with jitter, so that a broker restart is not met by every gateway
+of a district at the same instant. With `tls_ca` the connection is TLS, verified against that CA;
+with `username` the gateway logs in with its own credentials (gateway/identity.py).
 """
 
 from __future__ import annotations
@@ -10,10 +16,13 @@ from __future__ import annotations
 import json
 import logging
 import queue
+import random
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.packettypes import PacketTypes
@@ -26,6 +35,9 @@ log = logging.getLogger(__name__)
 WINDOW = 256  # messages handed to paho and not yet acknowledged
 SESSION_EXPIRY_S = 7 * 24 * 3600  # keep the broker-side session across a week of school holidays
 RETRY_REFUSED_AFTER_S = 5.0
+NO_SUBSCRIBERS = 0x10  # PUBACK reason code (MQTT v5 §3.4.2.1)
+RECONNECT_MIN_S = 1.0
+RECONNECT_MAX_S = 60.0
 
 
 def topic(site_id: str, gateway_id: str, kind: str) -> str:
@@ -37,12 +49,34 @@ def now_rfc3339() -> str:
 
 
 @dataclass
+class Backoff:
+    """Exponential reconnect delays with "equal jitter": each wait is half the exponential step
+    plus a random share of the other half, so gateways that lost the same broker spread out."""
+
+    min_s: float = RECONNECT_MIN_S
+    max_s: float = RECONNECT_MAX_S
+    rng: random.Random = field(default_factory=random.Random)
+    attempts: int = 0
+
+    def next(self) -> float:
+        step = min(self.max_s, self.min_s * 2**self.attempts)
+        self.attempts = min(self.attempts + 1, 32)
+        return step / 2 + self.rng.uniform(0, step / 2)
+
+    def reset(self) -> None:
+        self.attempts = 0
+
+
+@dataclass
 class UplinkStats:
     published: int = 0
     acknowledged: int = 0
     refused: int = 0
     connects: int = 0
     connected: bool = False
+    refused_connections: int = 0
+    telemetry_sent: int = 0
+    telemetry_skipped: int = 0
 
 
 @dataclass
@@ -53,24 +87,37 @@ class Uplink:
     host: str
     port: int
     software_version: str
+    username: str | None = None
+    password: str | None = None
+    tls_ca: Path | None = None
+    # Called on paho's network thread with each message on the gateway's `config` topic.
+    on_config: Callable[[bytes], None] | None = None
+    backoff: Backoff = field(default_factory=Backoff)
     stats: UplinkStats = field(default_factory=UplinkStats)
 
     def __post_init__(self) -> None:
         self._status_topic = topic(self.site_id, self.gateway_id, "status")
+        self._config_topic = topic(self.site_id, self.gateway_id, "config")
         self.client = mqtt.Client(
             mqtt.CallbackAPIVersion.VERSION2,
             client_id=f"classink-gw-{self.site_id}-{self.gateway_id}",
             protocol=mqtt.MQTTv5,
         )
+        if self.username is not None:
+            self.client.username_pw_set(self.username, self.password)
+        if self.tls_ca is not None:
+            self.client.tls_set(ca_certs=str(self.tls_ca))
         self.client.will_set(
             self._status_topic, self._status("offline", "connection lost", None), 1, True
         )
         self.client.max_inflight_messages_set(64)
         self.client.max_queued_messages_set(0)
-        self.client.reconnect_delay_set(min_delay=1, max_delay=30)
+        self._next_reconnect_delay()
         self.client.on_connect = self._on_connect
+        self.client.on_connect_fail = self._on_connect_fail
         self.client.on_disconnect = self._on_disconnect
         self.client.on_publish = self._on_publish
+        self.client.on_message = self._on_message
         self._acks: queue.SimpleQueue[tuple[int, bool]] = queue.SimpleQueue()
         self._inflight: dict[int, int] = {}  # mid -> seq
         self._refused: list[tuple[float, int]] = []
@@ -108,8 +155,10 @@ class Uplink:
 
     def _on_connect(self, client, userdata, flags, reason_code, properties) -> None:
         if reason_code.is_failure:
+            self.stats.refused_connections += 1
             log.error("broker refused the connection: %s", reason_code)
             return
+        self.backoff.reset()
         self.stats.connects += 1
         self.stats.connected = True
         log.info(
@@ -118,14 +167,53 @@ class Uplink:
         client.publish(
             self._status_topic, self._status("online", "connected", now_rfc3339()), 1, True
         )
+        if self.on_config is not None:
+            # Also on a resumed session: subscribing again is what re-sends the retained config,
+            # which tells a gateway that was offline what it missed.
+            client.subscribe(self._config_topic, qos=1)
+
+    def _on_connect_fail(self, client, userdata) -> None:
+        self._next_reconnect_delay()
 
     def _on_disconnect(self, client, userdata, flags, reason_code, properties) -> None:
         self.stats.connected = False
+        self._next_reconnect_delay()
         if not self._stop.is_set():
-            log.warning("disconnected from broker (%s); paho reconnects with backoff", reason_code)
+            log.warning("disconnected from broker (%s); reconnecting with backoff", reason_code)
+
+    def _next_reconnect_delay(self) -> None:
+        # paho waits min_delay before its next attempt after a reset, so setting both bounds to
+        # our jittered delay makes that wait ours.
+        delay = self.backoff.next()
+        self.client.reconnect_delay_set(min_delay=delay, max_delay=delay)
 
     def _on_publish(self, client, userdata, mid, reason_code, properties) -> None:
-        self._acks.put((mid, reason_code.is_failure))
+        # "No matching subscribers" is a success code, yet nobody will ever get the message: a
+        # broker restarted from its persistence routes nothing to offline sessions until they
+        # reconnect (Mosquitto 2.0), so central is not listening yet. The row stays, for a retry.
+        self._acks.put((mid, reason_code.is_failure or reason_code.value == NO_SUBSCRIBERS))
+
+    def _on_message(self, client, userdata, message) -> None:
+        if message.topic == self._config_topic and self.on_config is not None:
+            self.on_config(message.payload)
+        else:
+            log.warning("ignored a message on %r", message.topic)
+
+    # -- telemetry ------------------------------------------------------------------------------
+
+    def publish_telemetry(self, kind: str, payload: bytes) -> bool:
+        """Send a heartbeat-like message now (QoS 0, not stored): a stale one is worth nothing,
+        so while offline it is skipped rather than queued."""
+        if not self.stats.connected:
+            self.stats.telemetry_skipped += 1
+            return False
+        info = self.client.publish(topic(self.site_id, self.gateway_id, kind), payload, qos=0)
+        ok = info.rc == mqtt.MQTT_ERR_SUCCESS
+        if ok:
+            self.stats.telemetry_sent += 1
+        else:
+            self.stats.telemetry_skipped += 1
+        return ok
 
     # -- publisher thread -----------------------------------------------------------------------
 

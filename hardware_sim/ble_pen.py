@@ -38,6 +38,7 @@ class BlePen(SimPen):
     """`advertise`: "neo" (0x19F1), "new" (128-bit service) or "name" (no service, name only)."""
 
     advertise: str = "neo"
+    supervises_link = False  # the radio reports a lost connection itself
 
     def _open_link(self) -> None:
         self.device = ":".join(f"{b:02X}" for b in self.mac)  # the address the gateway sees

@@ -33,6 +33,7 @@ class WrittenAnswer:
     intended: str
     key: str
     source: str  # dataset:writer of the real handwriting used
+    strokes: int = 0  # how many strokes the student makes in the box
 
 
 def student_id(i: int) -> str:
@@ -104,6 +105,7 @@ class Classroom:
                         intended,
                         key,
                         f"{sample.dataset}:{sample.writer}",
+                        len(answer_strokes),
                     )
                 )
                 now += rng.uniform(0.8, 2.0)  # reading the next question

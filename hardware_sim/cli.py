@@ -29,6 +29,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     room.add_argument(
         "--out", type=Path, required=True, help="folder for ports.json, roster.json, truth.jsonl"
     )
+    room.add_argument(
+        "--truth",
+        type=Path,
+        help="ground truth, one JSON line per written answer (default: OUT/truth.jsonl)",
+    )
     room.set_defaults(handler=_classroom)
 
 
@@ -38,7 +43,7 @@ def _classroom(args: argparse.Namespace) -> int:
     args.out.mkdir(parents=True, exist_ok=True)
     room = Classroom(args.template, args.pens, args.seed, args.time_scale, args.noise)
     room.write_roster(args.out / "roster.json")
-    room.write_ground_truth(args.out / "truth.jsonl")
+    room.write_ground_truth(args.truth or args.out / "truth.jsonl")
     (args.out / "ports.json").write_text(json.dumps(room.devices, indent=2))
     print(f"{len(room.pens)} pens on {room.devices[0]} … {room.devices[-1]}; files in {args.out}")
     stop = threading.Event()

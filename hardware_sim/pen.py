@@ -38,6 +38,12 @@ HOVERS = 3  # hover events before each PenDown, when hover is on
 BATTERY_ALARMS = (15, 10, 5)  # percent left at which the pen sends Battery
 BATTERY_S_PER_PERCENT = 0.4  # script seconds of writing per percent, near the end
 POWER_OFF_BATTERY = 1  # PowerOff reason: battery empty (pen-wire.md §3.4)
+# Link supervision (pen-wire.md §3.7): what the pen sends and nobody reads for this long means no
+# gateway listens; and a streamed stroke is kept this long after the gateway read it, in case the
+# gateway died before its journal had it.
+SUPERVISION_S = 5.0
+KEEP_S = 10.0
+LDISC_FULL = 4000  # bytes: a tty's line discipline holds 4 KiB; beyond it the count says nothing
 
 
 @dataclass
@@ -139,6 +145,7 @@ class WrittenStroke:
     pen_down: Sent | None = None
     paper: Sent | None = None
     cut: str = ""  # why the stroke ended early: "link" or "power"
+    up_wall: float | None = None  # time.time() when its PenUp went out (streamed strokes)
 
     @property
     def delivered(self) -> list[tuple[float, float]]:
@@ -149,8 +156,19 @@ class WrittenStroke:
 
 
 @dataclass
+class _Kept:
+    """A streamed stroke the pen still holds, to offer again if the gateway turns out dead."""
+
+    note: tuple[int, int, int]
+    stored: pen_wire.StoredStroke
+    up_at: float  # monotonic time its PenUp went out
+
+
+@dataclass
 class SimPen:
     """One pen on its own pseudo-terminal."""
+
+    supervises_link = True  # a pty pen watches whether the gateway reads; a BLE radio knows
 
     mac: bytes
     strokes: list[ScriptedStroke] = field(default_factory=list)
@@ -189,6 +207,14 @@ class SimPen:
         self._t0 = 0.0
         self._away_until: float | None = None  # script time the pen comes back into range
         self._alarms = list(BATTERY_ALARMS)
+        self._kept: list[_Kept] = []
+        self._link_gen = 0  # goes up whenever the pen finds its gateway gone
+        self._written_total = 0
+        self._backlog = 0
+        self._read_at = 0.0  # when the pen last saw the gateway read
+        self._check_at = 0.0
+        self.strokes_reoffered = 0  # streamed, then offered again after the gateway went away
+        self.gateway_losses = 0
 
     @property
     def pen_id(self) -> str:
@@ -291,7 +317,15 @@ class SimPen:
             return  # out of range: the gateway's requests never reach the pen
         now = time.monotonic()
         if data:
-            self._write(self.firmware.on_data(data, now, int(time.time() * 1000)))
+            was_streaming, handshakes = self.firmware.online, self.firmware.handshakes
+            reply = self.firmware.on_data(data, now, int(time.time() * 1000))
+            if was_streaming and self.firmware.handshakes > handshakes:
+                # A gateway that says hello again mid-stream has started over (it died and came
+                # back before the pen noticed): what it may not have kept is offered again.
+                self._gateway_gone(lose_link=False)
+            self._read_at = now
+            self._write(reply)
+        self._supervise(now)
         self._write(self.firmware.tick(now))
         if self.firmware.handshaken:
             self.connected.set()
@@ -310,6 +344,34 @@ class SimPen:
         if self._script_s() >= self._away_until:
             self._away_until = None
             self._came_back()
+
+    def _supervise(self, now: float) -> None:
+        """Notice a gateway that no longer reads the link, as a radio's supervision timeout does."""
+        if not self.supervises_link or self._replug_at is not None or now < self._check_at:
+            return
+        self._check_at = now + 0.05
+        backlog = _unread(self._slave)
+        written, self._written_total = self._written_total, 0
+        read = self._backlog + written - backlog > 0 and backlog < LDISC_FULL
+        self._backlog = backlog
+        if read or backlog == 0:
+            # The silence clock runs only while bytes wait: an idle pen suspects nobody.
+            self._read_at = now
+            if read:
+                self._kept = [k for k in self._kept if now - k.up_at < KEEP_S]
+            return
+        if self.firmware.online and now - self._read_at >= SUPERVISION_S:
+            self._gateway_gone(lose_link=True)
+
+    def _gateway_gone(self, lose_link: bool) -> None:
+        self.gateway_losses += 1
+        self._link_gen += 1
+        if lose_link:
+            self.firmware.link_lost()
+        for kept in self._kept:
+            self.firmware.store(kept.note, kept.stored)
+        self.strokes_reoffered += len(self._kept)
+        self._kept = []
 
     def _script_s(self) -> float:
         return (time.monotonic() - self._t0) * self.time_scale
@@ -338,12 +400,20 @@ class SimPen:
         fails = {i for i in range(n) if self._rng.random() < self.error_dot_rate}
         cut_at = n // 2 if self.cut_rate and self._rng.random() < self.cut_rate else -1
         live = streaming = self._live()  # live: sent in real time; streaming: still going out
+        generation = self._link_gen
         record = WrittenStroke(str(stroke.page), offline=not live)
         self.written.append(record)
         if live:
             self._begin(stroke, time_ms, record)
         start = time.monotonic()
         for i in range(n):
+            if live and self._link_gen != generation and self.camera is None:
+                # The gateway went away mid-stroke, and what it had of the stroke with it: the
+                # pen treats the stroke as one written offline, sent whole from its PenDown if a
+                # gateway starts streaming before the stroke ends, stored at its end otherwise.
+                generation, live, streaming = self._link_gen, False, False
+                record.offline, record.sent = True, []
+                record.dots = [_units(stroke, j) for j in range(i) if j not in fails]
             if not live and self._live():
                 live = streaming = True
                 record.offline, record.dots = False, []
@@ -356,22 +426,34 @@ class SimPen:
             if i == cut_at and streaming:
                 self.links_cut += 1
                 self._cut_link()
-            if streaming and not self.firmware.online:
+            if streaming and (not self.firmware.online or self._link_gen != generation):
                 streaming, record.cut = False, "link"  # after a reconnection it would be orphaned
             if streaming:
                 self._sample(stroke, i, i in fails, record)
             elif not live and i not in fails:
                 record.dots.append(_units(stroke, i))
             self._sleep_until(start + (i + 1) / DOT_RATE_HZ / self.time_scale)
+        if not live and self._live():
+            # A gateway started streaming during the last dot, perhaps listed the pen's offline
+            # notes already: the stroke goes out whole now rather than into memory unasked for.
+            live = streaming = True
+            record.offline, record.dots = False, []
+            self._begin(stroke, time_ms, record)
+            for j in range(n):
+                self._sample(stroke, j, j in fails, record)
         end_ms = time_ms + int(stroke.dt_ms.sum())
+        p = stroke.page
+        stored = _stored(stroke, time_ms, end_ms, fails)
+        note = (p.section, p.owner, p.note)
         if live:
             if streaming:
                 self._event(pen_wire.pen_up(self._next(), end_ms, len(record.dots)), "up")
+                record.up_wall = time.time()
+                if self.supervises_link and self.camera is None:
+                    self._kept.append(_Kept(note, stored, time.monotonic()))
             return
         self.strokes_stored += 1
-        p = stroke.page
-        stored = _stored(stroke, time_ms, end_ms, fails)
-        self.firmware.store((p.section, p.owner, p.note), stored)
+        self.firmware.store(note, stored)
 
     def _begin(self, stroke: ScriptedStroke, time_ms: int, record: WrittenStroke) -> None:
         p = stroke.page
@@ -462,6 +544,7 @@ class SimPen:
                 ok = False
                 break
             view = view[n:]
+            self._written_total += n
         if sent is not None:
             sent.delivered = ok
         return ok

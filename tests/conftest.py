@@ -206,3 +206,91 @@ def publisher(mosquitto: Mosquitto) -> Iterator[Publisher]:
     yield Publisher(client)
     client.disconnect()
     client.loop_stop()
+
+
+# -- issue 5: a broker that admits only the fleet's users, over TLS -----------------------------
+
+
+@dataclass
+class SecureBroker:
+    broker: Mosquitto
+    fleet: Any  # central.fleet.service.Fleet
+    sessions: sessionmaker[Session]
+    ca_cert: Path
+    central_username: str = "central"
+    central_password: str = "central-test-password"
+
+
+@pytest.fixture
+def secure_broker(tmp_path: Path) -> Iterator[SecureBroker]:
+    """Mosquitto with a password file, an ACL and a TLS listener (throwaway CA), and a fleet on
+    SQLite that rewrites both files and makes the broker re-read them (SIGHUP) on every claim."""
+    import central.fleet.models  # noqa: F401  (registers the fleet tables)
+    from central.fleet.broker_auth import BrokerUser, mosquitto_hash, write_broker_files
+    from central.fleet.service import BrokerAuthFiles, Fleet
+    from classink.pki import make_broker_pki
+
+    engine = make_engine(f"sqlite:///{tmp_path / 'fleet.db'}")
+    create_schema(engine)
+    sessions = make_session_factory(engine)
+    broker = Mosquitto(
+        password_file=tmp_path / "passwd",
+        acl_file=tmp_path / "acl",
+        tls=make_broker_pki(tmp_path / "pki"),
+    )
+    central_user = ("central", "central-test-password")
+    write_broker_files(
+        [BrokerUser(central_user[0], mosquitto_hash(central_user[1]))],
+        broker.password_file,
+        broker.acl_file,
+    )
+    auth = BrokerAuthFiles(
+        broker.password_file, broker.acl_file, *central_user, reload=lambda: broker.reload()
+    )
+    broker.start()
+    try:
+        yield SecureBroker(broker, Fleet(sessions, auth), sessions, broker.tls.ca_cert)
+    finally:
+        broker.stop()
+        engine.dispose()
+
+
+def secure_client(
+    secure: SecureBroker, username: str, password: str, client_id: str | None = None
+) -> mqtt.Client:
+    """A client connected over TLS with a login; raises ConnectionRefusedError if refused."""
+    import threading
+
+    client = mqtt.Client(
+        CallbackAPIVersion.VERSION2,
+        client_id=client_id or f"test-{uuid.uuid4().hex[:8]}",
+        protocol=MQTTProtocolVersion.MQTTv5,
+    )
+    client.username_pw_set(username, password)
+    client.tls_set(ca_certs=str(secure.ca_cert))
+    answered = threading.Event()
+    outcome: list[Any] = []
+
+    def on_connect(_c: mqtt.Client, _u: object, _f: object, reason: Any, _p: object) -> None:
+        outcome.append(reason)
+        answered.set()
+
+    client.on_connect = on_connect
+    client.connect("127.0.0.1", secure.broker.tls_port)
+    client.loop_start()
+    if not answered.wait(10) or outcome[0].is_failure:
+        client.loop_stop()
+        raise ConnectionRefusedError(f"{username}: {outcome[0] if outcome else 'no answer'}")
+    return client
+
+
+# -- issue 7: every central route needs a token -------------------------------------------------
+
+
+def admin_headers(app: Any, user: str = "test-admin") -> dict[str, str]:
+    """An Authorization header with a fresh admin token issued by `app` (a central create_app).
+
+    Use as `TestClient(app, headers=admin_headers(app))`; the app's database needs its schema."""
+    import central.auth.models  # noqa: F401  (registers the token tables)
+
+    return {"Authorization": f"Bearer {app.state.issue_token('admin', user)}"}

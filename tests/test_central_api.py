@@ -6,7 +6,7 @@ import re
 from collections.abc import Iterator
 
 import pytest
-from conftest import Messages, Store
+from conftest import Messages, Store, admin_headers
 from fastapi.testclient import TestClient
 
 from central.api import create_app
@@ -41,7 +41,8 @@ def _store_exam(store: Store, messages: Messages) -> None:
 @pytest.fixture
 def client(store: Store, messages: Messages) -> Iterator[TestClient]:
     _store_exam(store, messages)
-    with TestClient(create_app(CentralSettings(database_url=store.url))) as test_client:
+    app = create_app(CentralSettings(database_url=store.url))
+    with TestClient(app, headers=admin_headers(app)) as test_client:
         yield test_client
 
 

@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 
+import pytest
 from conftest import Messages, Publisher, Store
-from sqlalchemy import func, select, text
+from sqlalchemy import event, func, select, text
 from sqlalchemy.exc import OperationalError
+from sqlalchemy.orm import Session
 
 from central.ingest import Ingestor, MqttIngest, Outcome, OutcomeKind
 from central.models import AnswerEvent, DeadLetter, GatewayState
@@ -251,12 +253,12 @@ class FailingIngestor(Ingestor):
         self.attempts = 0
         self.attempted = threading.Event()
 
-    def handle(self, topic: str, payload: bytes) -> Outcome:
+    def handle_batch(self, messages: Sequence[tuple[str, bytes]]) -> list[Outcome]:
         self.attempts += 1
         self.attempted.set()
         if self.attempts <= self.failures:
             raise OperationalError("INSERT", {}, Exception("database is down"))
-        return super().handle(topic, payload)
+        return super().handle_batch(messages)
 
 
 def test_mqtt_ingest_retries_until_the_database_is_back(
@@ -320,3 +322,180 @@ def test_retained_status_is_read_on_subscribe(
         ingest.stop()
         publisher.publish(topic, b"", retain=True)  # clears the retained message for later tests
     assert gateway_state(sqlite_store, gateway).state == "online"
+
+
+# --- batches ----------------------------------------------------------------------------------
+
+
+def observed(store: Store) -> list[str]:
+    """Event ids the tracing observers would see, in the order they were called."""
+    seen: list[str] = []
+    store.ingestor.observers.append(lambda doc: seen.append(doc["event_id"]))
+    return seen
+
+
+def test_batch_stores_each_event_once_within_and_across_batches(
+    store: Store, messages: Messages
+) -> None:
+    seen = observed(store)
+    e1, e2, e3, e4 = (messages.answer(question_id=f"q{n}") for n in range(1, 5))  # seq 1..4
+    e7 = messages.answer(seq=7)
+    review = messages.answer(seq=6, status="review")
+    topic = messages.topic()
+
+    def batch(*events: dict) -> list[OutcomeKind]:
+        payloads = [(topic, messages.payload(event)) for event in events]
+        return [outcome.kind for outcome in store.ingestor.handle_batch(payloads)]
+
+    stored, duplicate = OutcomeKind.STORED, OutcomeKind.DUPLICATE
+    assert batch(e1, e2, e1, e7) == [stored, stored, duplicate, stored]
+    state = gateway_state(store, messages)
+    assert (state.highest_seq, state.seq_gaps) == (7, 4)  # 3, 4, 5 and 6 are missing
+
+    assert batch(e7, e3, e2, review, e3, e4) == [
+        duplicate,
+        stored,
+        duplicate,
+        stored,
+        duplicate,
+        stored,
+    ]
+    assert count(store, AnswerEvent) == 6
+    state = gateway_state(store, messages)
+    assert (state.highest_seq, state.seq_gaps) == (7, 1)  # only 5 is still missing
+    # Observers see every new scored answer once, after its batch committed; not the review one.
+    assert seen == [e1["event_id"], e2["event_id"], e7["event_id"]] + [
+        e3["event_id"],
+        e4["event_id"],
+    ]
+
+
+def test_malformed_message_in_a_batch_is_dead_lettered_and_the_rest_stored(
+    store: Store, messages: Messages
+) -> None:
+    first, last = messages.answer(), messages.answer()
+    batch = [
+        (messages.topic(), messages.payload(first)),
+        (messages.topic(), b"{not json"),
+        (messages.topic(), messages.payload(messages.answer(confidence=1.5))),
+        (messages.topic("status"), messages.payload(messages.status(state="offline"))),
+        ("classink/v1/site-1/gw-1/config", messages.payload(messages.answer())),
+        (messages.topic(), messages.payload(last)),
+    ]
+
+    outcomes = store.ingestor.handle_batch(batch)
+
+    assert [outcome.kind for outcome in outcomes] == [
+        OutcomeKind.STORED,
+        OutcomeKind.REJECTED,
+        OutcomeKind.REJECTED,
+        OutcomeKind.STATUS,
+        OutcomeKind.REJECTED,
+        OutcomeKind.STORED,
+    ]
+    assert [letter.reason.split(":")[0] for letter in dead_letters(store)] == [
+        "invalid_json",
+        "schema",
+        "unknown_topic",
+    ]
+    with store.sessions() as session:
+        ids = set(session.scalars(select(AnswerEvent.event_id)))
+    assert ids == {first["event_id"], last["event_id"]}
+    state = gateway_state(store, messages)
+    assert (state.state, state.highest_seq, state.seq_gaps) == ("offline", 2, 0)
+
+
+def test_value_the_database_refuses_only_dead_letters_its_own_message(
+    postgres_store: Store, messages: Messages
+) -> None:
+    with postgres_store.engine.begin() as connection:
+        connection.execute(text("ALTER TABLE answer_events ALTER COLUMN label TYPE varchar(3)"))
+    batch = [
+        (messages.topic(), messages.payload(messages.answer(label=label)))
+        for label in ("7", "tick", "8")
+    ]
+
+    kinds = [outcome.kind for outcome in postgres_store.ingestor.handle_batch(batch)]
+
+    assert kinds == [OutcomeKind.STORED, OutcomeKind.REJECTED, OutcomeKind.STORED]
+    assert count(postgres_store, AnswerEvent) == 2
+    assert [letter.reason for letter in dead_letters(postgres_store)] == [
+        "unstorable: value too long for type character varying(3)"
+    ]
+
+
+def test_a_failed_commit_stores_nothing_and_the_retry_stores_everything(
+    store: Store, messages: Messages
+) -> None:
+    seen = observed(store)
+    batch = [(messages.topic(), messages.payload(messages.answer())) for _ in range(5)]
+    batch.append((messages.topic(), b"{not json"))
+    failures = [OperationalError("COMMIT", {}, Exception("disk full"))]
+
+    def fail_once(_session: Session) -> None:
+        if failures:
+            raise failures.pop()
+
+    event.listen(store.sessions, "before_commit", fail_once)
+    try:
+        with pytest.raises(OperationalError):
+            store.ingestor.handle_batch(batch)
+        assert (count(store, AnswerEvent), count(store, DeadLetter), seen) == (0, 0, [])
+        assert count(store, GatewayState) == 0
+
+        outcomes = store.ingestor.handle_batch(batch)
+    finally:
+        event.remove(store.sessions, "before_commit", fail_once)
+    assert [outcome.kind for outcome in outcomes].count(OutcomeKind.STORED) == 5
+    assert (count(store, AnswerEvent), count(store, DeadLetter), len(seen)) == (5, 1, 5)
+    assert gateway_state(store, messages).highest_seq == 5
+
+
+class RecordingIngestor(FailingIngestor):
+    """Remembers the size of every batch it was handed; slow on the first one if told, so that
+    the messages arriving meanwhile queue up."""
+
+    def __init__(self, store: Store, failures: int, first_delay_s: float = 0.0) -> None:
+        super().__init__(store, failures)
+        self.batch_sizes: list[int] = []
+        self.first_delay_s = first_delay_s
+
+    def handle_batch(self, messages: Sequence[tuple[str, bytes]]) -> list[Outcome]:
+        if not self.batch_sizes:
+            time.sleep(self.first_delay_s)
+        self.batch_sizes.append(len(messages))
+        return super().handle_batch(messages)
+
+
+def test_a_batch_that_fails_to_commit_is_not_acknowledged_and_is_redelivered(
+    sqlite_store: Store, messages: Messages, publisher: Publisher, central_settings: CentralSettings
+) -> None:
+    # Create the broker session, then leave, so that the messages queue up for it.
+    ingest = MqttIngest(sqlite_store.ingestor, central_settings).start()
+    assert ingest.wait_subscribed(10)
+    ingest.stop()
+    events = [messages.answer(question_id=f"q{n}") for n in range(30)]
+    for event_ in events:
+        publisher.publish(messages.topic(), messages.payload(event_))
+
+    down = RecordingIngestor(sqlite_store, failures=10**9, first_delay_s=0.3)
+    ingest = MqttIngest(down, central_settings, max_retry_delay_s=0.1).start()
+    try:
+        wait_until(lambda: down.attempts > 3)
+    finally:
+        ingest.stop()
+    assert count(sqlite_store, AnswerEvent) == 0
+    assert len(set(down.batch_sizes)) == 1, "a failed batch is retried as it was"
+
+    back = RecordingIngestor(sqlite_store, failures=0, first_delay_s=0.3)
+    ingest = MqttIngest(back, central_settings, max_batch=8).start()
+    try:
+        wait_until(lambda: count(sqlite_store, AnswerEvent) == 30)
+        time.sleep(0.3)
+    finally:
+        ingest.stop()
+    assert max(back.batch_sizes) == 8, back.batch_sizes  # what queued meanwhile, capped
+    assert back.counts[OutcomeKind.STORED] == 30
+    assert count(sqlite_store, AnswerEvent) == 30
+    state = gateway_state(sqlite_store, messages)
+    assert (state.highest_seq, state.seq_gaps) == (30, 0)

@@ -151,3 +151,34 @@ def test_noise_between_frames_loses_no_answer(pipeline):
     feed(p, noisy)
     assert len(payloads(p)) == 12
     assert p.rejects.counts["garbage"] > 0
+
+
+def test_a_stroke_still_being_written_keeps_its_answer_open(pipeline):
+    """A busy gateway can see the second bar of a cross arrive slowly: the idle time runs from the
+    pen's last ink, not from its last finished stroke, so the two bars stay one answer."""
+    room = Classroom(SAMPLE_EXAM, pens=1, seed=5)
+    room.stop()
+    x, y, bw, bh = 150, 40, 20, 20  # q1's box in the sample exam
+    q1 = [
+        s
+        for s in room.pens[0].strokes
+        if (s.xy_units.mean(axis=0) * PEN_UNIT_MM < (x + bw, y + bh)).all()
+    ]
+    assert len(q1) >= 2
+    p = pipeline()
+    conn = PenConnection()
+    data = wire(q1[:2])
+    # Frames start with 0xC0 (escaped everywhere else): split at the two PenUp frames.
+    first_up, second_up = [i for i in range(len(data) - 1) if data[i : i + 2] == b"\xc0\x6a"]
+    p.on_pen_events("/dev/ttyACM0", conn.receive_data(data[: first_up + 1]), now=0.0)
+    t = 0.0
+    for i in range(first_up + 1, second_up, 8):  # the second bar trickles in, a dot at a time
+        t += 0.1
+        p.on_pen_events("/dev/ttyACM0", conn.receive_data(data[i : min(i + 8, second_up)]), now=t)
+        p.tick(now=t)
+    assert t > p.idle_s, "the second bar must take longer than the idle time"
+    assert payloads(p) == []
+    p.on_pen_events("/dev/ttyACM0", conn.receive_data(data[second_up:]), now=t)
+    p.tick(now=t + 100)
+    events = payloads(p)
+    assert [(e["question_id"], e["revision"], len(e["strokes"])) for e in events] == [("q1", 1, 2)]

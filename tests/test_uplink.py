@@ -153,3 +153,144 @@ def test_a_restarted_gateway_sends_what_it_had_not_delivered(tmp_path):
 @pytest.mark.parametrize("kind", ["answers", "status"])
 def test_topics_follow_the_contract(kind):
     assert topic("s1", "g1", kind) == f"classink/v1/s1/g1/{kind}"
+
+
+# -- issue 5: the outbox bound, reconnect backoff, TLS and per-gateway logins -------------------
+
+
+def test_the_outbox_bound_refuses_telemetry_then_holds_back_pen_memory_but_keeps_answers(
+    tmp_path,
+):
+    from firmware_bridge.session import OfflineBatch
+    from gateway.outbox import TELEMETRY, OutboxFull, Pressure
+
+    box = Outbox(tmp_path / "o.db", max_bytes=1000)
+    payload = {"pad": "x" * 80}  # about 100 bytes a row
+
+    def add(kind="answer"):
+        return box.append("t", lambda seq, eid: {"seq": seq, **payload}, kind=kind)
+
+    add(kind=TELEMETRY)
+    batch = OfflineBatch(1, 7, (1,), ())
+    live = [object()]
+    while box.pressure is Pressure.OK:
+        add()
+    assert box.fill_ratio() >= 0.8
+    with pytest.raises(OutboxFull):
+        add(kind=TELEMETRY)
+    assert box.counts.refused_telemetry == 1
+    assert box.hold_back_offline([batch, *live]) == [batch, *live]  # not full yet
+    while box.pressure is not Pressure.FULL:
+        add()
+    stored = box.depth()
+    for _ in range(5):
+        add()  # answers are never refused, past the bound too
+    assert box.depth() == stored + 5
+    assert box.hold_back_offline([batch, *live]) == live
+    assert box.counts.held_offline_batches == 1 and box.counts.times_full == 1
+    size = box.bytes
+    box.close()
+    box = Outbox(tmp_path / "o.db", max_bytes=1000)  # the size is measured again on opening
+    assert box.bytes == size and box.pressure is Pressure.FULL
+    box.remove([r.seq for r in box.pending(0, 1000)])
+    assert box.bytes == 0 and box.pressure is Pressure.OK
+    add(kind=TELEMETRY)
+
+
+def test_reconnect_backoff_grows_with_jitter_and_resets():
+    import random
+
+    from gateway.uplink import Backoff
+
+    a, b = Backoff(1, 16, random.Random(1)), Backoff(1, 16, random.Random(2))
+    first = [a.next() for _ in range(8)]
+    for attempt, delay in enumerate(first):
+        step = min(16, 2**attempt)
+        assert step / 2 <= delay <= step
+    assert first != [b.next() for _ in range(8)], "two gateways must not retry in lockstep"
+    a.reset()
+    assert a.next() <= 1
+
+
+def test_uplink_over_tls_with_its_own_login_and_refused_without(tmp_path, secure_broker):
+    from conftest import secure_client
+
+    from gateway.identity import Credentials
+
+    token = secure_broker.fleet.provision(SITE, GW)
+    creds: Credentials = Credentials(**_as_identity(secure_broker.fleet.claim(token)))
+    central = None
+    deadline = time.monotonic() + 10
+    while central is None:
+        try:
+            central = secure_client(
+                secure_broker, secure_broker.central_username, secure_broker.central_password
+            )
+        except ConnectionRefusedError:
+            assert time.monotonic() < deadline
+            time.sleep(0.2)
+    got: list[str] = []
+    central.on_message = lambda c, u, m: got.append(json.loads(m.payload).get("event_id"))
+    central.subscribe(topic(SITE, GW, "answers"), qos=1)
+
+    wrong = Outbox(tmp_path / "wrong.db")
+    add_events(wrong, 3)
+    refused = Uplink(
+        wrong,
+        SITE,
+        GW,
+        "127.0.0.1",
+        secure_broker.broker.tls_port,
+        "test",
+        username=creds.mqtt_username,
+        password="not-the-password",
+        tls_ca=secure_broker.ca_cert,
+    )
+    refused.start()
+    from classink.pki import make_broker_pki
+
+    untrusting = Uplink(
+        Outbox(tmp_path / "other.db"),
+        SITE,
+        GW,
+        "127.0.0.1",
+        secure_broker.broker.tls_port,
+        "test",
+        username=creds.mqtt_username,
+        password=creds.mqtt_password,
+        tls_ca=make_broker_pki(tmp_path / "other-ca").ca_cert,  # not the CA that signed the broker
+    )
+    untrusting.start()
+    box = Outbox(tmp_path / "o.db")
+    ids = add_events(box, 50)
+    up = Uplink(
+        box,
+        SITE,
+        GW,
+        "127.0.0.1",
+        secure_broker.broker.tls_port,
+        "test",
+        username=creds.mqtt_username,
+        password=creds.mqtt_password,
+        tls_ca=secure_broker.ca_cert,
+    )
+    up.start()
+    try:
+        assert wait_until(lambda: box.depth() == 0 and set(got) >= set(ids))
+        assert wait_until(lambda: refused.stats.refused_connections >= 1)
+        assert wrong.depth() == 3 and refused.stats.acknowledged == 0
+        assert untrusting.stats.connects == 0, "a broker the CA did not sign must be refused"
+    finally:
+        up.stop()
+        refused.stop(drain_s=0)
+        untrusting.stop(drain_s=0)
+        central.loop_stop()
+
+
+def _as_identity(credentials) -> dict:
+    return {
+        "site_id": credentials.site_id,
+        "gateway_id": credentials.gateway_id,
+        "mqtt_username": credentials.username,
+        "mqtt_password": credentials.password,
+    }

@@ -2,10 +2,11 @@
 
 The data sets whose terms allow training hold upper-case A-D from only eight writers, too few to
 show the ways children write them: stroke order, one stroke or three, a stem drawn up or down,
-a flat-topped or round D, an open or closed C. Each letter here is a set of stroke plans in a unit
-box (x right, y down); every call jitters the key points, the bowl sizes and the proportions,
-rounds the corners by a random amount, and returns strokes in writing order. The training code
-then distorts them again as it does real samples. Used by training only, never on the gateway.
+a flat-topped or round D, an open or closed C, a round "a" for A. Each letter here is a set of
+stroke plans in a unit box (x right, y down); every call jitters the key points, the bowl sizes
+and the proportions, rounds the corners by a random amount, and returns strokes in writing
+order. The training code then distorts them again as it does real samples. Used by training
+only, never on the gateway.
 """
 
 from __future__ import annotations
@@ -58,6 +59,16 @@ def _a_one(rng: np.random.Generator, w: float) -> list[list[np.ndarray]]:
     bar = rng.uniform(0.5, 0.72)
     shrink = bar / 2
     return [[_p(0, 1), _p(w / 2, 0), _p(w, 1), _p((1 - shrink) * w, bar), _p(shrink * w, bar)]]
+
+
+def _a_round(rng: np.random.Generator, w: float) -> list[list[np.ndarray]]:
+    # The round "a" many people write even when asked for capitals: a bowl closed by a stem on its
+    # right, in one stroke or two. Without it, UNIPEN's round A's were read as C.
+    start = rng.uniform(-40, -10)
+    bowl = _arc(w / 2, 0.62, w / 2, 0.38, start, start - 330)
+    stem_x = w * rng.uniform(0.9, 1.0)
+    stem = [_p(stem_x, 0.22), _p(stem_x, 1.0)]
+    return [bowl + stem] if rng.random() < 0.5 else [bowl, stem]
 
 
 def _stem(rng: np.random.Generator) -> list[np.ndarray]:
@@ -121,7 +132,7 @@ def _d_one(rng: np.random.Generator, w: float) -> list[list[np.ndarray]]:
 
 # Plans with a weight: how common each way of writing the letter is, roughly.
 PLANS: dict[str, tuple[tuple[Plan, float], ...]] = {
-    "A": ((_a_two, 0.5), (_a_three, 0.3), (_a_one, 0.2)),
+    "A": ((_a_two, 0.5), (_a_three, 0.3), (_a_one, 0.2), (_a_round, 0.2)),
     "B": ((_b_two, 0.5), (_b_three, 0.3), (_b_one, 0.2)),
     "C": ((_c, 1.0),),
     "D": ((_d_two, 0.5), (_d_one, 0.2), (_d_up, 0.15), (_d_looped, 0.15)),

@@ -1,0 +1,1 @@
+"""Who may call central: bearer tokens with a role, teacher scopes, and an audit log."""

@@ -1,0 +1,1 @@
+"""Alembic migrations of the central store's schema (`classink central migrate`)."""

@@ -1,0 +1,1 @@
+"""Schools, classes, students and teachers (imported from OneRoster 1.2), and pen assignments."""

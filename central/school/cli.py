@@ -1,0 +1,103 @@
+"""`classink central export-xapi` and `classink central roster-import`, beside `token`."""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import sys
+from pathlib import Path
+
+from central.auth.cli import register as register_tokens
+
+
+def register(central_commands: argparse._SubParsersAction) -> None:
+    register_tokens(central_commands)
+    export = central_commands.add_parser(
+        "export-xapi", help="write answers (and markers' decisions) as xAPI statements, one a line"
+    )
+    export.add_argument("--database-url", help="SQLAlchemy URL (default: CLASSINK_DATABASE_URL)")
+    export.add_argument("--exam", help="only this exam id")
+    export.add_argument(
+        "--home-page",
+        default="https://classink.example",
+        help="the account homePage and activity id prefix (central's public address)",
+    )
+    export.add_argument(
+        "--pseudonymise", action="store_true", help="learners as keyed pseudonyms (for research)"
+    )
+    export.add_argument("--out", type=Path, help="file to write (default: standard output)")
+    export.set_defaults(handler=export_xapi_command)
+    roster = central_commands.add_parser(
+        "roster-import", help="import a OneRoster 1.2 CSV zip (orgs, users, classes, enrollments)"
+    )
+    roster.add_argument("zip", type=Path)
+    roster.add_argument("--database-url", help="SQLAlchemy URL (default: CLASSINK_DATABASE_URL)")
+    roster.set_defaults(handler=roster_import_command)
+
+
+def _engine(url: str | None):
+    import central.auth.models  # noqa: F401  (registers the tables create_schema makes)
+    import central.roster.models  # noqa: F401
+    import central.school.models  # noqa: F401
+    from central.db import create_schema, make_engine, make_session_factory
+    from central.settings import CentralSettings
+
+    engine = make_engine(url or CentralSettings().database_url)
+    create_schema(engine)
+    return engine, make_session_factory(engine)
+
+
+def export_xapi_command(args: argparse.Namespace) -> int:
+    from central.auth.tokens import pseudonym, server_secret
+    from central.school.xapi import statements
+
+    engine, sessions = _engine(args.database_url)
+    try:
+        if args.pseudonymise:
+            key = server_secret(sessions, "pseudonym")
+
+            def names(learner: str) -> str:
+                return pseudonym(key, learner)
+        else:
+
+            def names(learner: str) -> str:
+                return learner
+
+        with sessions() as session, contextlib.ExitStack() as stack:
+            out = (
+                sys.stdout
+                if args.out is None
+                else stack.enter_context(open(args.out, "w", encoding="utf-8"))
+            )
+            count = 0
+            home = args.home_page.rstrip("/")
+            for statement in statements(session, home, names, args.exam):
+                out.write(json.dumps(statement, separators=(",", ":")) + "\n")
+                count += 1
+    finally:
+        engine.dispose()
+    print(f"exported {count} xAPI statements", file=sys.stderr)
+    return 0
+
+
+def roster_import_command(args: argparse.Namespace) -> int:
+    from central.roster.oneroster import RosterError, import_oneroster
+
+    try:
+        data = args.zip.read_bytes()
+    except OSError as error:
+        print(f"roster-import: {error}", file=sys.stderr)
+        return 2
+    engine, sessions = _engine(args.database_url)
+    try:
+        with sessions.begin() as session:
+            summary = import_oneroster(session, data)
+    except RosterError as error:
+        for line in error.errors:
+            print(f"roster-import: {line}", file=sys.stderr)
+        return 2
+    finally:
+        engine.dispose()
+    print(json.dumps(summary.__dict__))
+    return 0

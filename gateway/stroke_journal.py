@@ -1,0 +1,50 @@
+"""The stroke journal: every finished stroke on disk before the pipeline does anything with it.
+
+An answer stays open in memory until its student moves on or the idle time passes (answers.py), so
+without the journal a gateway killed mid-answer would lose the strokes written so far. Each stroke
+is written, with the others finished in the same read from its pen, to the outbox database (WAL,
+synchronous=FULL) in one transaction; its row is deleted in the transaction that appends the
+answer carrying it to the outbox, or when the pipeline drops it. On start-up the pipeline replays
+what is left, in order, so the open answers are rebuilt as they were.
+"""
+
+from __future__ import annotations
+
+import json
+import struct
+
+import numpy as np
+
+from gateway.strokes import Stroke
+
+_HEADER = struct.Struct("<I")  # length of the JSON head; the points follow as float64 (k, 4)
+
+
+def encode(stroke: Stroke) -> bytes:
+    head = json.dumps(
+        {
+            "pen_id": stroke.pen_id,
+            "address": stroke.address,
+            "t0_ms": stroke.t0_ms,
+            "end_ms": stroke.end_ms,
+            "offline_key": stroke.offline_key,
+        },
+        separators=(",", ":"),
+    ).encode()
+    points = np.ascontiguousarray(stroke.points, dtype="<f8")
+    return _HEADER.pack(len(head)) + head + points.tobytes()
+
+
+def decode(journal_id: int, blob: bytes) -> Stroke:
+    (size,) = _HEADER.unpack_from(blob)
+    head = json.loads(blob[_HEADER.size : _HEADER.size + size])
+    points = np.frombuffer(blob, dtype="<f8", offset=_HEADER.size + size).reshape(-1, 4).copy()
+    return Stroke(
+        head["pen_id"],
+        head["address"],
+        head["t0_ms"],
+        points,
+        offline_key=head["offline_key"],
+        end_ms=head["end_ms"],
+        journal_id=journal_id,
+    )

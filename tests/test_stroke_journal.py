@@ -1,0 +1,116 @@
+"""The stroke journal: strokes of answers still open survive a gateway that dies, once each."""
+
+from __future__ import annotations
+
+import json
+
+from test_pipeline import wire
+
+from firmware_bridge.protocol import PenConnection
+from gateway import stroke_journal
+from gateway.outbox import Outbox
+from gateway.pipeline import Pipeline
+from gateway.scoring.recognizer import Recognizer
+from gateway.templates import TemplateIndex
+from hardware_sim.classroom import Classroom
+from hardware_sim.cli import SAMPLE_EXAM
+
+LINK = "/dev/ttyACM0"
+
+
+def make_pipeline(path) -> Pipeline:
+    return Pipeline(
+        site_id="s1",
+        gateway_id="g1",
+        templates=TemplateIndex.from_files([SAMPLE_EXAM]),
+        roster={"9c:7b:ef:00:00:00": "stu-001"},
+        outbox=Outbox(path),
+        recognizer=Recognizer.load(),
+    )
+
+
+def scripted():
+    room = Classroom(SAMPLE_EXAM, pens=1, seed=5)
+    room.stop()
+    return room.pens[0].strokes, room.answers
+
+
+def events(p: Pipeline) -> list[dict]:
+    return [json.loads(r.payload) for r in p.outbox.pending(0, 1000)]
+
+
+def test_a_stroke_round_trips_through_its_encoding():
+    strokes, _ = scripted()
+    p = make_pipeline(":memory:")
+    p.on_pen_events(LINK, PenConnection().receive_data(wire(strokes[:1])), now=0.0)
+    (journal_id, blob), *_ = p.outbox.journaled()
+    back = stroke_journal.decode(journal_id, blob)
+    assert back.key.startswith("3.27.1001.1/1000/2000/")
+    assert back.points.shape[1] == 4 and back.journal_id == journal_id
+
+
+def test_open_answers_come_back_after_a_crash_and_leave_the_journal_with_their_answer(tmp_path):
+    strokes, answers = scripted()
+    data = wire(strokes)
+    db = tmp_path / "outbox.db"
+    first = make_pipeline(db)
+    # Everything arrives, but the last answers are still open when the process dies (no flush).
+    first.on_pen_events(LINK, PenConnection().receive_data(data), now=0.0)
+    stored_before = len(events(first))
+    open_strokes = len(first.outbox.journaled())
+    assert stored_before < len(answers) and open_strokes > 0
+    first.outbox.close()  # as kill -9 leaves it: committed transactions only
+
+    second = make_pipeline(db)
+    assert second.replay_journal(now=0.0) == open_strokes
+    second.tick(now=100.0)
+    got = events(second)
+    assert [e["question_id"] for e in got] == [a.question_id for a in answers]
+    assert sum(len(e["strokes"]) for e in got) == len(strokes)
+    assert second.outbox.journaled() == []
+
+
+def test_a_stroke_the_pen_offers_again_is_used_once(tmp_path):
+    """After a lost link the pen re-offers its last streamed strokes as offline ones; those already
+    journaled or stored are recognised by key and only settled."""
+    from firmware_bridge.events import Dot, NoteId, OfflineStroke
+    from firmware_bridge.session import OfflineBatch
+
+    strokes, answers = scripted()
+    p = make_pipeline(tmp_path / "outbox.db")
+    p.on_pen_events(LINK, PenConnection().receive_data(wire(strokes)), now=0.0)
+    again = []
+    for s in strokes[-3:]:
+        dots = tuple(
+            Dot(float(x), float(y), int(f), int(dt), 0, 0, 0)
+            for (x, y), dt, f in zip(s.xy_units, s.dt_ms, s.force, strict=True)
+        )
+        note = NoteId(s.page.section, s.page.owner, s.page.note)
+        again.append(OfflineStroke(note, s.page.page, 1000, 2000, 0, 0, dots))
+    batch = OfflineBatch(0, again[0].note, (again[0].page,), tuple(again))
+    p.on_pen_events(LINK, [batch], now=1.0)
+    p.tick(now=100.0)
+    assert p.take_durable_batches() == [(LINK, 0)]  # the pen may delete them
+    got = events(p)
+    assert len(got) == len(answers)
+    assert sum(len(e["strokes"]) for e in got) == len(strokes)
+
+
+def test_a_full_disk_is_said_loudly_and_answers_wait_in_order(tmp_path, caplog):
+    """SQLite's max_page_count stands in for a full disk here (tests/test_faults.py fills a real
+    tmpfs): every write fails with SQLITE_FULL until there is room again."""
+    strokes, answers = scripted()
+    p = make_pipeline(tmp_path / "outbox.db")
+    db = p.outbox._db
+    (pages,) = db.execute("PRAGMA page_count").fetchone()
+    db.execute(f"PRAGMA max_page_count={pages}")
+    p.on_pen_events(LINK, PenConnection().receive_data(wire(strokes)), now=0.0)
+    p.tick(now=100.0)
+    # What fits in pages already free is stored; the rest waits in memory.
+    assert len(events(p)) < len(answers) and p.stats.storage_errors > 0
+    assert "GATEWAY STORAGE FAILING" in caplog.text
+    db.execute("PRAGMA max_page_count=1000000")
+    p.tick(now=102.0)
+    got = events(p)
+    assert [e["question_id"] for e in got] == [a.question_id for a in answers]
+    assert [e["seq"] for e in got] == list(range(1, len(answers) + 1))
