@@ -17,9 +17,11 @@ from sqlalchemy import Engine, text
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
-from central.auth.security import authorize, install_security
+from central.auth.security import CurrentAccess, authorize, install_security
 from central.db import make_engine, make_session_factory
 from central.fleet.api import router as fleet_router
+from central.fleet.map import router as fleet_map_router
+from central.fleet.sites import router as fleet_sites_router
 from central.matching.api import router as matching_router
 from central.results import Answer, ExamResults, ExamSummary, exam_results, list_exams
 from central.review import router as review_router
@@ -104,6 +106,8 @@ def create_app(settings: CentralSettings, engine: Engine | None = None) -> FastA
     app.include_router(matching_router)
     app.include_router(tracing_router)
     app.include_router(fleet_router)
+    app.include_router(fleet_sites_router)  # sites and their coordinates, for the map
+    app.include_router(fleet_map_router)
 
     @app.get("/healthz", response_model=Health, responses={503: {"model": Health}})
     def healthz(db: Db) -> Any:
@@ -113,25 +117,28 @@ def create_app(settings: CentralSettings, engine: Engine | None = None) -> FastA
             return JSONResponse({"status": "database unavailable"}, status_code=503)
         return Health(status="ok")
 
+    # A teacher's `access.students` holds these to the students of their classes; for everyone
+    # else it is None (unrestricted), and the policy keeps researchers off per-student results.
     @app.get("/api/exams")
-    def api_exams(db: Db) -> list[ExamSummary]:
-        return list_exams(db)
+    def api_exams(db: Db, access: CurrentAccess) -> list[ExamSummary]:
+        return list_exams(db, access.students)
 
     # `:path` because exam ids are free text (template ids) and may contain a slash.
     @app.get("/api/exams/{exam_id:path}/results", responses={404: {"model": NotFound}})
-    def api_exam_results(exam_id: str, db: Db) -> ExamResults:
-        results = exam_results(db, exam_id)
+    def api_exam_results(exam_id: str, db: Db, access: CurrentAccess) -> ExamResults:
+        results = exam_results(db, exam_id, access.students)
         if results is None:
             raise HTTPException(status_code=404, detail=_exam_not_found(exam_id))
         return results
 
     @app.get("/", response_class=HTMLResponse)
-    def index_page(request: Request, db: Db) -> HTMLResponse:
-        return templates.TemplateResponse(request, "index.html", {"exams": list_exams(db)})
+    def index_page(request: Request, db: Db, access: CurrentAccess) -> HTMLResponse:
+        exams = list_exams(db, access.students)
+        return templates.TemplateResponse(request, "index.html", {"exams": exams})
 
     @app.get("/exams/{exam_id:path}", response_class=HTMLResponse)
-    def exam_page(request: Request, exam_id: str, db: Db) -> HTMLResponse:
-        results = exam_results(db, exam_id)
+    def exam_page(request: Request, exam_id: str, db: Db, access: CurrentAccess) -> HTMLResponse:
+        results = exam_results(db, exam_id, access.students)
         if results is None:
             return templates.TemplateResponse(
                 request, "not_found.html", {"message": _exam_not_found(exam_id)}, status_code=404

@@ -9,6 +9,8 @@ import sys
 from pathlib import Path
 from types import FrameType
 
+from central.auth.cli_audit import add_actor_argument
+
 logger = logging.getLogger(__name__)
 
 
@@ -40,6 +42,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     export.add_argument("--format", choices=["jsonl"], default="jsonl")
     export.add_argument("--exam", help="only this exam id")
     export.add_argument("--out", type=Path, help="file to write (default: standard output)")
+    add_actor_argument(export)  # the read is audit-logged (central/auth/cli_audit.py)
     export.set_defaults(handler=export_command)
     check = commands.add_parser(
         "compare-truth",
@@ -73,9 +76,10 @@ def serve_command(args: argparse.Namespace) -> int:
     from sqlalchemy.engine import make_url
 
     from central.api import create_app
-    from central.db import create_schema, make_engine, make_session_factory
+    from central.db import make_engine, make_session_factory
     from central.fleet.runtime import start_fleet
     from central.ingest import Ingestor, MqttIngest
+    from central.migrate import UnmigratedSchema, upgrade
     from central.settings import CentralSettings
     from central.tracing.mastery import attach as attach_mastery
 
@@ -92,6 +96,13 @@ def serve_command(args: argparse.Namespace) -> int:
         if getattr(args, name) is not None
     }
     settings = CentralSettings(**overrides)
+    # Alembic, not create_all: the schema stays under migration history, and workers starting
+    # together on PostgreSQL take turns (central/migrate.py).
+    try:
+        upgrade(settings.database_url)
+    except UnmigratedSchema as exc:
+        print(f"classink central serve: {exc}", file=sys.stderr)
+        return 2
     # uvicorn handles SIGINT/SIGTERM while it runs, then restores these handlers and raises the
     # signal again; ours turns that (or a signal during start-up) into an orderly exit.
     previous = {sig: signal.signal(sig, _raise_stop) for sig in (signal.SIGINT, signal.SIGTERM)}
@@ -99,7 +110,6 @@ def serve_command(args: argparse.Namespace) -> int:
     ingest: MqttIngest | None = None
     fleet_monitor = None
     try:
-        create_schema(engine)
         sessions = make_session_factory(engine)
         ingestor = Ingestor(sessions)
         attach_mastery(ingestor, sessions)  # every stored scored answer updates mastery
@@ -136,18 +146,32 @@ def serve_command(args: argparse.Namespace) -> int:
 
 
 def export_command(args: argparse.Namespace) -> int:
-    from central.db import make_engine
+    from central.auth.cli_audit import (
+        AuditUnavailable,
+        cli_actor,
+        record_cli_read,
+        require_audit_log,
+    )
+    from central.db import make_engine, make_session_factory
     from central.export import exported_rows, write_jsonl
     from central.settings import CentralSettings
 
     url = args.database_url or CentralSettings().database_url
     engine = make_engine(url)
     try:
+        require_audit_log(engine)
         if args.out is None:
             count = write_jsonl(exported_rows(engine, args.exam), sys.stdout)
         else:
             with open(args.out, "w", encoding="utf-8") as out:
                 count = write_jsonl(exported_rows(engine, args.exam), out)
+        record_cli_read(
+            make_session_factory(engine), cli_actor(args.actor), "central export-answers",
+            "answer_events", count, exam=args.exam, out=str(args.out) if args.out else None,
+        )  # fmt: skip
+    except AuditUnavailable as error:
+        print(f"export-answers: {error}", file=sys.stderr)
+        return 1
     finally:
         engine.dispose()
     print(f"exported {count} answer events", file=sys.stderr)

@@ -17,7 +17,7 @@ from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.config import Config
 from alembic.migration import MigrationContext
-from sqlalchemy import Connection, MetaData, inspect
+from sqlalchemy import Connection, Engine, MetaData, inspect, text
 
 import central
 from central.db import make_engine
@@ -52,23 +52,59 @@ def schema_differences(connection: Connection) -> list[Any]:
     return compare_metadata(context, all_models_metadata())
 
 
+# Tables that migrations after a revision create. A database made by `create_all` before those
+# migrations existed lacks exactly these, and is adopted at that revision, then upgraded.
+TABLES_ADDED_AFTER: dict[str, frozenset[str]] = {"0001": frozenset({"fleet_sites"})}
+# One key for every central process, so that concurrent upgrades of one database run in turn.
+ADVISORY_LOCK_KEY = 0x636C_696E_6B00  # "clink\0"
+
+
 def upgrade(database_url: str, revision: str = "head") -> None:
     """Migrates the database to `revision`. A database made before the migrations existed (by
-    `create_all`, as `central serve` does) is adopted when it already matches the models, and
-    refused with the differences otherwise, rather than migrated from a guess."""
-    config = alembic_config(database_url)
+    `create_all`) is adopted at the newest revision it matches, and refused with the differences
+    otherwise, rather than migrated from a guess. On PostgreSQL a session advisory lock makes
+    several workers starting at once upgrade one after another: the later ones find it done."""
     engine = make_engine(database_url)
     try:
-        with engine.connect() as connection:
-            tables = set(inspect(connection).get_table_names())
-            if tables and "alembic_version" not in tables:
-                differences = schema_differences(connection)
-                if differences:
-                    raise UnmigratedSchema(
-                        "the database has tables but no migration history, and differs from the "
-                        f"models: {differences[:5]}"
+        with engine.connect() as lock:
+            postgres = lock.dialect.name == "postgresql"
+            if postgres:
+                lock.execute(text("SELECT pg_advisory_lock(:key)"), {"key": ADVISORY_LOCK_KEY})
+                lock.commit()
+            try:
+                _adopt_and_upgrade(engine, database_url, revision)
+            finally:
+                if postgres:
+                    lock.execute(
+                        text("SELECT pg_advisory_unlock(:key)"), {"key": ADVISORY_LOCK_KEY}
                     )
-                command.stamp(config, "head")
+                    lock.commit()
     finally:
         engine.dispose()
+
+
+def _adopt_and_upgrade(engine: Engine, database_url: str, revision: str) -> None:
+    config = alembic_config(database_url)
+    with engine.connect() as connection:
+        tables = set(inspect(connection).get_table_names())
+        if tables and "alembic_version" not in tables:
+            command.stamp(config, _matching_revision(schema_differences(connection)))
     command.upgrade(config, revision)
+
+
+def _matching_revision(differences: list[Any]) -> str:
+    if not differences:
+        return "head"
+    missing = {diff[1].name for diff in differences if diff[0] == "add_table"}
+    only_missing_tables = all(
+        diff[0] == "add_table" or (diff[0] == "add_index" and diff[1].table.name in missing)
+        for diff in differences
+    )
+    if only_missing_tables:
+        for earlier, added in TABLES_ADDED_AFTER.items():
+            if missing == added:
+                return earlier
+    raise UnmigratedSchema(
+        "the database has tables but no migration history, and differs from the models: "
+        f"{differences[:5]}"
+    )

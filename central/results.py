@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import re
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from datetime import datetime
 
 from pydantic import BaseModel
@@ -91,17 +91,21 @@ def natural_key(text: str) -> tuple[tuple[int, int | str], ...]:
     )
 
 
-def list_exams(session: Session) -> list[ExamSummary]:
+def list_exams(session: Session, students: Collection[str] | None = None) -> list[ExamSummary]:
+    """Every exam with answers; with `students`, only exams they answered, counting only them."""
+    if students is not None and not students:
+        return []
     student_key = func.coalesce(AnswerEvent.student_id, "pen " + AnswerEvent.pen_id)
-    rows = session.execute(
-        select(
-            AnswerEvent.exam_id,
-            func.count(func.distinct(student_key)),
-            func.count(func.distinct(AnswerEvent.question_id)),
-            func.count(),
-            func.max(AnswerEvent.created_at),
-        ).group_by(AnswerEvent.exam_id)
-    ).all()
+    query = select(
+        AnswerEvent.exam_id,
+        func.count(func.distinct(student_key)),
+        func.count(func.distinct(AnswerEvent.question_id)),
+        func.count(),
+        func.max(AnswerEvent.created_at),
+    ).group_by(AnswerEvent.exam_id)
+    if students is not None:
+        query = query.where(AnswerEvent.student_id.in_(sorted(students)))
+    rows = session.execute(query).all()
     exams = [
         ExamSummary(
             exam_id=exam_id,
@@ -115,9 +119,13 @@ def list_exams(session: Session) -> list[ExamSummary]:
     return sorted(exams, key=lambda exam: natural_key(exam.exam_id))
 
 
-def latest_answers(session: Session, exam_id: str) -> list[AnswerEvent]:
+def latest_answers(
+    session: Session, exam_id: str, students: Collection[str] | None = None
+) -> list[AnswerEvent]:
     """The highest revision of every (student, question) in the exam; pens without a student
-    count as students of their own."""
+    count as students of their own. `students` limits to those (and leaves out unrostered pens)."""
+    if students is not None and not students:
+        return []
     rank = (
         func.row_number()
         .over(
@@ -135,7 +143,10 @@ def latest_answers(session: Session, exam_id: str) -> list[AnswerEvent]:
         )
         .label("rank")
     )
-    ranked = select(AnswerEvent.event_id, rank).where(AnswerEvent.exam_id == exam_id).subquery()
+    in_exam = select(AnswerEvent.event_id, rank).where(AnswerEvent.exam_id == exam_id)
+    if students is not None:
+        in_exam = in_exam.where(AnswerEvent.student_id.in_(sorted(students)))
+    ranked = in_exam.subquery()
     return list(
         session.scalars(
             select(AnswerEvent)
@@ -145,9 +156,11 @@ def latest_answers(session: Session, exam_id: str) -> list[AnswerEvent]:
     )
 
 
-def exam_results(session: Session, exam_id: str) -> ExamResults | None:
-    """None when nothing has been stored for the exam."""
-    events = latest_answers(session, exam_id)
+def exam_results(
+    session: Session, exam_id: str, students: Collection[str] | None = None
+) -> ExamResults | None:
+    """None when nothing has been stored for the exam (from `students`, when given)."""
+    events = latest_answers(session, exam_id, students)
     if not events:
         return None
     events = with_decisions(session, events)  # markers' decisions on review answers

@@ -8,7 +8,7 @@ the list as JSON with the strokes; `GET /review` is a page showing each answer's
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from datetime import datetime
 from html import escape
 from typing import Annotated
@@ -19,6 +19,7 @@ from pydantic import BaseModel
 from sqlalchemy import and_, exists, select
 from sqlalchemy.orm import Session, aliased
 
+from central.auth.security import CurrentAccess
 from central.models import AnswerEvent
 from central.results import Stroke
 from central.school.models import AnswerDecision
@@ -58,9 +59,15 @@ Limit = Annotated[int, Query(ge=1, le=MAX_LIMIT)]
 
 
 def review_list(
-    session: Session, exam_id: str | None = None, limit: int = DEFAULT_LIMIT
+    session: Session,
+    exam_id: str | None = None,
+    limit: int = DEFAULT_LIMIT,
+    students: Collection[str] | None = None,
 ) -> list[ReviewItem]:
-    """Review answers not superseded by a later revision, oldest first (first come, first seen)."""
+    """Review answers not superseded by a later revision, oldest first (first come, first seen).
+    `students` limits the list to their answers (a teacher's classes; unrostered pens left out)."""
+    if students is not None and not students:
+        return []
     newer = aliased(AnswerEvent)
     superseded = exists().where(
         and_(
@@ -77,6 +84,8 @@ def review_list(
     query = select(AnswerEvent).where(AnswerEvent.status == "review", ~superseded, ~decided)
     if exam_id is not None:
         query = query.where(AnswerEvent.exam_id == exam_id)
+    if students is not None:
+        query = query.where(AnswerEvent.student_id.in_(sorted(students)))
     # Within one millisecond, a gateway's own sequence keeps the order it finalised answers in.
     query = query.order_by(
         AnswerEvent.created_at, AnswerEvent.site_id, AnswerEvent.gateway_id, AnswerEvent.seq
@@ -86,14 +95,16 @@ def review_list(
 
 @router.get("/api/review")
 def api_review(
-    db: Db, exam_id: str | None = None, limit: Limit = DEFAULT_LIMIT
+    db: Db, access: CurrentAccess, exam_id: str | None = None, limit: Limit = DEFAULT_LIMIT
 ) -> list[ReviewItem]:
-    return review_list(db, exam_id, limit)
+    return review_list(db, exam_id, limit, access.students)
 
 
 @router.get("/review", response_class=HTMLResponse)
-def review_page(db: Db, exam_id: str | None = None, limit: Limit = DEFAULT_LIMIT) -> HTMLResponse:
-    items = review_list(db, exam_id, limit)
+def review_page(
+    db: Db, access: CurrentAccess, exam_id: str | None = None, limit: Limit = DEFAULT_LIMIT
+) -> HTMLResponse:
+    items = review_list(db, exam_id, limit, access.students)
     rows = "".join(_row(item) for item in items)
     body = (
         "<!doctype html><html lang='en'><head><meta charset='utf-8'>"

@@ -78,7 +78,8 @@ def test_every_role_outside_a_routes_rule_gets_403(town: School) -> None:
     assert clients["researcher"].get("/api/fleet/gateways").status_code == 403
     assert clients["researcher"].get("/api/students/s1/results").status_code == 403
     assert clients["marker"].post("/api/roster/import").status_code == 403
-    assert clients["teacher"].get("/api/exams/exam-1/results").status_code == 403
+    assert clients["teacher"].get("/api/fleet/gateways").status_code == 403
+    assert clients["researcher"].get("/api/exams/exam-1/results").status_code == 403
     assert clients["researcher"].get("/api/export/xapi").status_code == 200
     assert clients["admin"].get("/api/fleet/gateways").status_code == 200
 
@@ -91,6 +92,12 @@ def test_a_teacher_sees_only_their_classes(town: School) -> None:
     assert own.status_code == 200
     assert [s["student_id"] for s in own.json()["students"]] == [f"s{i}" for i in range(1, 7)]
     assert t1.get("/api/classes/c2/results", params={"exam_id": "exam-1"}).status_code == 403
+    # The unscoped exam routes answer a teacher too, with only their own students' rows
+    # (tests/test_teacher_scope.py has the rest).
+    exam = t1.get("/api/exams/exam-1/results")
+    assert exam.status_code == 200
+    assert [s["student_id"] for s in exam.json()["students"]] == [f"s{i}" for i in range(1, 7)]
+    assert {i["student_id"] for i in t1.get("/api/review").json()} == {"s4"}
     assert t1.get("/api/students/s1/results").status_code == 200
     assert t1.get("/api/students/s7/results").status_code == 403
     assert t1.get("/api/tracing/students/s7/mastery").status_code == 403

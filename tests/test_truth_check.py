@@ -6,6 +6,7 @@ import json
 import subprocess
 import sys
 
+import central.auth.models  # noqa: F401  (the export writes an audit row)
 from central.cli import compare_command, export_command
 from central.truth_check import compare_truth, read_jsonl
 
@@ -31,7 +32,9 @@ def test_export_lists_every_stored_event_and_the_comparison_finds_none_lost(
     for _ in range(2):
         sqlite_store.ingestor.handle(messages.topic(), messages.payload(again))
     out = tmp_path / "export.jsonl"
-    args = type("A", (), {"database_url": sqlite_store.url, "exam": None, "out": out})
+    args = type(
+        "A", (), {"database_url": sqlite_store.url, "exam": None, "out": out, "actor": None}
+    )
     assert export_command(args) == 0
     rows = read_jsonl(out)
     assert len(rows) == 4

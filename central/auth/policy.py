@@ -27,10 +27,11 @@ RULES: tuple[tuple[frozenset[str], str, frozenset[str]], ...] = (
     (READ, "/openapi.json", frozenset({ADMIN, TEACHER, MARKER, RESEARCHER})),
     (READ, "/docs", frozenset({ADMIN, TEACHER, MARKER, RESEARCHER})),
     # Exports for research are pseudonymised for researchers (central/school/xapi.py).
-    (READ, "/api/export/xapi", frozenset({ADMIN, RESEARCHER})),
+    # Teachers get their own classes' students, under their names (central/school/api.py).
+    (READ, "/api/export/xapi", frozenset({ADMIN, TEACHER, RESEARCHER})),
     (READ, "/api/matching/export", frozenset({ADMIN, RESEARCHER})),
-    # Item statistics carry no student identity.
-    (READ, "/api/exams/{exam_id:path}/items", frozenset({ADMIN, MARKER, RESEARCHER})),
+    # Item statistics carry no student identity; a teacher's are over their own students.
+    (READ, "/api/exams/{exam_id:path}/items", frozenset({ADMIN, TEACHER, MARKER, RESEARCHER})),
     (READ, "/api/classes/{class_id}/items", frozenset({ADMIN, TEACHER, MARKER, RESEARCHER})),
     # Per class and per student: teachers only within their own classes (central/auth/security.py).
     (READ, "/api/classes/", frozenset({ADMIN, TEACHER, MARKER})),
@@ -40,12 +41,14 @@ RULES: tuple[tuple[frozenset[str], str, frozenset[str]], ...] = (
     (frozenset({"PUT"}), "/api/pens/", frozenset({ADMIN, TEACHER})),
     # The review queue: markers decide; a teacher decides for their own students.
     (READ | WRITE, "/api/review/{event_id}", frozenset({ADMIN, MARKER, TEACHER})),
-    (READ, "/api/review", frozenset({ADMIN, MARKER})),
-    (READ, "/review", frozenset({ADMIN, MARKER})),
-    (READ, "/api/exams", frozenset({ADMIN, MARKER})),
-    (READ, "/exams/", frozenset({ADMIN, MARKER})),
+    # Exams, results and the review list: a teacher's are filtered to the students of their
+    # classes (central/auth/security.py `Access.students`); researchers get no per-student rows.
+    (READ, "/api/review", frozenset({ADMIN, MARKER, TEACHER})),
+    (READ, "/review", frozenset({ADMIN, MARKER, TEACHER})),
+    (READ, "/api/exams", frozenset({ADMIN, MARKER, TEACHER})),
+    (READ, "/exams/", frozenset({ADMIN, MARKER, TEACHER})),
     (READ, "/dashboard/fleet", frozenset({ADMIN})),
-    (READ, "/dashboard/exams/", frozenset({ADMIN, MARKER})),
+    (READ, "/dashboard/exams/", frozenset({ADMIN, MARKER, TEACHER})),
     (READ | WRITE, "/dashboard/review", frozenset({ADMIN, MARKER, TEACHER})),
     (READ, "/dashboard/classes/", frozenset({ADMIN, MARKER, TEACHER})),
     (READ, "/dashboard", frozenset({ADMIN, TEACHER, MARKER, RESEARCHER})),
@@ -58,8 +61,17 @@ RULES: tuple[tuple[frozenset[str], str, frozenset[str]], ...] = (
 )
 
 
+# Rules for one path exactly, where a prefix would open every route below it.
+EXACT_RULES: dict[tuple[str, str], frozenset[str]] = {
+    ("GET", "/"): frozenset({ADMIN, MARKER, TEACHER}),  # the exam list, filtered for a teacher
+}
+
+
 def allowed_roles(method: str, path: str) -> frozenset[str]:
     """Admins may call everything; the rules open routes to other roles."""
+    exact = EXACT_RULES.get(("GET" if method == "HEAD" else method, path))
+    if exact is not None:
+        return exact | {ADMIN}
     for methods, prefix, roles in RULES:
         if method in methods and (path == prefix or path.startswith(prefix)):
             return roles | {ADMIN}

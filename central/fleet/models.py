@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import BigInteger, ForeignKeyConstraint, Integer, String, Text
+from sqlalchemy import BigInteger, Float, ForeignKeyConstraint, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from central.models import Base
@@ -75,3 +75,17 @@ class FleetAlert(Base):
     message: Mapped[str] = mapped_column(Text)
     raised_at: Mapped[datetime]
     cleared_at: Mapped[datetime | None]
+
+
+class FleetSite(Base):
+    """A school site: where its gateways are, for the fleet map. Every field is optional, and a
+    site's gateways are shown whether or not it has a row here."""
+
+    __tablename__ = "fleet_sites"
+
+    site_id: Mapped[str] = mapped_column(String(63), primary_key=True)
+    name: Mapped[str | None] = mapped_column(String(200))
+    region: Mapped[str | None] = mapped_column(String(200))
+    # WGS 84 degrees; both or neither (the API refuses one without the other).
+    latitude: Mapped[float | None] = mapped_column(Float)
+    longitude: Mapped[float | None] = mapped_column(Float)

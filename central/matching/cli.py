@@ -8,6 +8,8 @@ import os
 import sys
 from pathlib import Path
 
+from central.auth.cli_audit import add_actor_argument
+
 KEY_ENV = "CLASSINK_MATCHING_EXPORT_KEY"
 
 
@@ -41,6 +43,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     export.add_argument("--database-url", help="SQLAlchemy URL (default: CLASSINK_DATABASE_URL)")
     export.add_argument("--out", type=Path, required=True, help="the .jsonl file to write")
+    add_actor_argument(export)  # the read is audit-logged (central/auth/cli_audit.py)
     export.set_defaults(handler=_export)
 
 
@@ -72,6 +75,12 @@ def _simulate(args: argparse.Namespace) -> int:
 
 
 def _export(args: argparse.Namespace) -> int:
+    from central.auth.cli_audit import (
+        AuditUnavailable,
+        cli_actor,
+        record_cli_read,
+        require_audit_log,
+    )
     from central.db import make_engine, make_session_factory
     from central.matching.sessions import export_sessions
     from central.settings import CentralSettings
@@ -84,10 +93,18 @@ def _export(args: argparse.Namespace) -> int:
     engine = make_engine(url)
     count = 0
     try:
+        require_audit_log(engine)
         with make_session_factory(engine)() as db, args.out.open("w", encoding="utf-8") as out:
             for line in export_sessions(db, key.encode()):
                 out.write(line + "\n")
                 count += 1
+        record_cli_read(
+            make_session_factory(engine), cli_actor(args.actor), "matching export",
+            "tutoring_sessions", count, out=str(args.out),
+        )  # fmt: skip
+    except AuditUnavailable as error:
+        print(f"matching export: {error}", file=sys.stderr)
+        return 1
     finally:
         engine.dispose()
     print(f"matching export: {count} sessions to {args.out}", file=sys.stderr)

@@ -318,8 +318,9 @@ def api_class_items(class_id: str, exam_id: ExamQuery, db: Db) -> list[ItemStats
 
 
 @router.get("/api/exams/{exam_id:path}/items", responses={404: {}})
-def api_exam_items(exam_id: str, db: Db) -> list[ItemStats]:
-    answers = standing_answers(db, exam_id)
+def api_exam_items(exam_id: str, db: Db, access: CurrentAccess) -> list[ItemStats]:
+    """Over every learner who sat the exam; for a teacher, over the students of their classes."""
+    answers = standing_answers(db, exam_id, access.students)
     if not answers:
         raise _missing(f"no answers for exam {exam_id!r}")
     return item_statistics(answers)
@@ -458,10 +459,11 @@ def api_export_xapi(
     offset: Annotated[int, Query(ge=0, le=10**9)] = 0,
     limit: Annotated[int, Query(ge=1, le=5000)] = 1000,
 ) -> dict[str, Any]:
-    """An xAPI StatementResult: answers (and decisions) from `offset`, `limit` answers a page."""
+    """An xAPI StatementResult: answers (and decisions) from `offset`, `limit` answers a page;
+    a teacher's holds only the students of their classes, a researcher's is pseudonymised."""
     home = str(request.base_url).rstrip("/")
     names = learner_names(request, access)
-    found = list(statements(db, home, names, exam_id, offset, limit + 1))
+    found = list(statements(db, home, names, exam_id, offset, limit + 1, access.students))
     answers = [s for s in found if s["verb"]["display"]["en-US"] == "answered"]
     more = ""
     if len(answers) > limit:

@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 from central.auth.cli import register as register_tokens
+from central.auth.cli_audit import add_actor_argument
 
 
 def register(central_commands: argparse._SubParsersAction) -> None:
@@ -27,12 +28,14 @@ def register(central_commands: argparse._SubParsersAction) -> None:
         "--pseudonymise", action="store_true", help="learners as keyed pseudonyms (for research)"
     )
     export.add_argument("--out", type=Path, help="file to write (default: standard output)")
+    add_actor_argument(export)  # the read is audit-logged (central/auth/cli_audit.py)
     export.set_defaults(handler=export_xapi_command)
     roster = central_commands.add_parser(
         "roster-import", help="import a OneRoster 1.2 CSV zip (orgs, users, classes, enrollments)"
     )
     roster.add_argument("zip", type=Path)
     roster.add_argument("--database-url", help="SQLAlchemy URL (default: CLASSINK_DATABASE_URL)")
+    add_actor_argument(roster)
     roster.set_defaults(handler=roster_import_command)
 
 
@@ -49,6 +52,7 @@ def _engine(url: str | None):
 
 
 def export_xapi_command(args: argparse.Namespace) -> int:
+    from central.auth.cli_audit import AuditUnavailable, cli_actor, record_cli_read
     from central.auth.tokens import pseudonym, server_secret
     from central.school.xapi import statements
 
@@ -75,6 +79,14 @@ def export_xapi_command(args: argparse.Namespace) -> int:
             for statement in statements(session, home, names, args.exam):
                 out.write(json.dumps(statement, separators=(",", ":")) + "\n")
                 count += 1
+        record_cli_read(
+            sessions, cli_actor(args.actor), "central export-xapi", "xapi_statements", count,
+            exam=args.exam, pseudonymised="yes" if args.pseudonymise else "no",
+            out=str(args.out) if args.out else None,
+        )  # fmt: skip
+    except AuditUnavailable as error:
+        print(f"export-xapi: {error}", file=sys.stderr)
+        return 1
     finally:
         engine.dispose()
     print(f"exported {count} xAPI statements", file=sys.stderr)
@@ -82,6 +94,7 @@ def export_xapi_command(args: argparse.Namespace) -> int:
 
 
 def roster_import_command(args: argparse.Namespace) -> int:
+    from central.auth.cli_audit import AuditUnavailable, cli_actor, record_cli_read
     from central.roster.oneroster import RosterError, import_oneroster
 
     try:
@@ -93,10 +106,18 @@ def roster_import_command(args: argparse.Namespace) -> int:
     try:
         with sessions.begin() as session:
             summary = import_oneroster(session, data)
+        # A change of personal data rather than a read, logged the same way.
+        record_cli_read(
+            sessions, cli_actor(args.actor), "central roster-import", "roster_users", summary.users,
+            classes=str(summary.classes), enrollments=str(summary.enrollments), zip=str(args.zip),
+        )  # fmt: skip
     except RosterError as error:
         for line in error.errors:
             print(f"roster-import: {line}", file=sys.stderr)
         return 2
+    except AuditUnavailable as error:
+        print(f"roster-import: {error}", file=sys.stderr)
+        return 1
     finally:
         engine.dispose()
     print(json.dumps(summary.__dict__))

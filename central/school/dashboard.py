@@ -98,13 +98,18 @@ def home(request: Request, db: Db, access: CurrentAccess) -> HTMLResponse:
             for c in roster_classes(db, access.classes)
         )
         parts.append(f"<h2>Classes</h2><ul>{links}</ul>")
-    if role in ("admin", "marker"):
+    if role in ("admin", "teacher", "marker"):
         exams = "".join(
             f"<li><a href='{root}/dashboard/exams/{quote(e.exam_id, safe='')}'>"
             f"{escape(e.exam_id)}</a> ({e.students} students)</li>"
-            for e in list_exams(db)
+            for e in list_exams(db, access.students)
         )
         parts.append(f"<h2>Exams</h2><ul>{exams}</ul>")
+    if role == "admin":
+        parts.append(
+            f"<h2>Fleet</h2><p><a href='{root}/dashboard/fleet'>table</a> · "
+            f"<a href='{root}/dashboard/fleet/map'>map</a></p>"
+        )
     if role == "researcher":
         parts.append(f"<p><a href='{root}/api/export/xapi'>Pseudonymised xAPI export</a></p>")
     return _page(request, "classink dashboard", "".join(parts))
@@ -125,7 +130,10 @@ def fleet_page(request: Request) -> HTMLResponse:
         f"<li>{escape(a.site_id)}/{escape(a.gateway_id)}: {escape(a.message)}</li>"
         for a in fleet.alerts()
     ]
-    body = _table(["site", "gateway", "health", "since", "why", "config acked"], rows)
+    root = escape(request.scope.get("root_path", ""))
+    body = f"<p><a href='{root}/dashboard/fleet/map' id='map-view'>map view</a></p>" + _table(
+        ["site", "gateway", "health", "since", "why", "config acked"], rows
+    )
     return _page(
         request, "Fleet", body + f"<h2>Open alerts ({len(alerts)})</h2><ul>{''.join(alerts)}</ul>"
     )
@@ -166,8 +174,8 @@ def _results_table(answers: list[Standing]) -> str:
 
 
 @router.get("/dashboard/exams/{exam_id:path}", response_class=HTMLResponse)
-def exam_page(request: Request, exam_id: str, db: Db) -> HTMLResponse:
-    answers = standing_answers(db, exam_id)
+def exam_page(request: Request, exam_id: str, db: Db, access: CurrentAccess) -> HTMLResponse:
+    answers = standing_answers(db, exam_id, access.students)
     if not answers:
         raise HTTPException(404, f"no answers for exam {exam_id!r}")
     return _page(request, f"Results: {exam_id}", _results_table(answers), REPLAY_JS)
@@ -176,7 +184,7 @@ def exam_page(request: Request, exam_id: str, db: Db) -> HTMLResponse:
 @router.get("/dashboard/review", response_class=HTMLResponse)
 def review_page(request: Request, db: Db, access: CurrentAccess) -> HTMLResponse:
     root = escape(request.scope.get("root_path", ""))
-    items = [i for i in review_list(db, None, 1000) if access.sees_student(i.student_id)]
+    items = review_list(db, None, 1000, access.students)
     rows = []
     for item in items:
         ink = answer_svg([s.points for s in item.strokes], item.box_mm)

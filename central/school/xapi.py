@@ -8,7 +8,7 @@ statements. Researchers get the learner as a keyed pseudonym instead of the stud
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator
 from datetime import datetime
 from typing import Any
 from urllib.parse import quote
@@ -139,14 +139,20 @@ def statements(
     exam_id: str | None = None,
     offset: int = 0,
     limit: int | None = None,
+    students: Collection[str] | None = None,
 ) -> Iterator[dict[str, Any]]:
     """Answers in (site, gateway, seq) order, each followed by the decisions made on it.
-    `learner_of` maps a student id (or 'pen <id>' for an unrostered pen) to the actor's name."""
+    `learner_of` maps a student id (or 'pen <id>' for an unrostered pen) to the actor's name;
+    `students` limits the export to their answers (unrostered pens left out)."""
+    if students is not None and not students:
+        return
     query = select(AnswerEvent).order_by(
         AnswerEvent.site_id, AnswerEvent.gateway_id, AnswerEvent.seq, AnswerEvent.event_id
     )
     if exam_id is not None:
         query = query.where(AnswerEvent.exam_id == exam_id)
+    if students is not None:
+        query = query.where(AnswerEvent.student_id.in_(sorted(students)))
     query = query.offset(offset)
     if limit is not None:
         query = query.limit(limit)
