@@ -7,10 +7,17 @@ Measured while the pens write (the gateway's start-up excluded):
 * dots_per_s: dots the pens streamed, per second;
 * gateway_cpu_percent: the gateway process's CPU time over wall time, in % of one core;
 * gateway_rss_mb: the gateway's peak resident memory (VmHWM);
-* latency_ms_p50/p99: from the pen-up that closes an answer to the answer stored at central. The
-  gateway cannot know an answer is finished before the student's next stroke in another box ends
-  (or the idle time passes after the last one), so that pen-up is where the clock starts; the raw
-  figure from the answer's own last pen-up is printed too (pen_up_to_stored_ms_*);
+* latency_ms_p50/p99: from the moment an answer is closed to the answer stored at central. The
+  gateway cannot know an answer is finished before the student's next stroke in another box ends,
+  or before the idle time (answer_idle_s) passes after its last stroke with no ink at all: a stroke
+  begun before the idle time ran out keeps the box open until its pen-up (gateway/answers.py), so
+  then that pen-up closes the answer, else the idle deadline does. The raw figure from the
+  answer's own last pen-up is printed too (pen_up_to_stored_ms_*), and how many answers each way
+  closed (closed_by_next_stroke, closed_by_idle);
+* stages_ms: where the latency goes, p50 and p99 per stage, from the gateway's stage trace
+  (gateway/stage_trace.py): close → final (the gateway notices), final → committed (scored,
+  in the outbox), committed → published (handed to MQTT), published → acked (the broker's
+  PUBACK), published → stored (central's received_at: its batch's arrival, just before commit);
 * lost, duplicated: central's export compared with the ground truth (central/truth_check.py).
 
 The last line is one JSON object.
@@ -24,6 +31,7 @@ import math
 import os
 import tempfile
 import time
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -75,34 +83,86 @@ def peak_rss_mb(pid: int) -> float:
     raise RuntimeError("no VmHWM in /proc status")
 
 
-def latencies(run: LiveClassroom, stored: list[dict]) -> tuple[list[float], list[float]]:
-    """Per answer: (closing pen-up → stored, own last pen-up → stored), in ms."""
+@dataclass
+class Timed:
+    """One streamed answer's times (time.time() seconds)."""
+
+    closed: float  # when the gateway could know the answer was finished
+    last_up: float  # the answer's own last pen-up
+    stored: float  # central's received_at
+    event_id: str
+    by_idle: bool
+
+
+def timed_answers(run: LiveClassroom, stored: list[dict]) -> list[Timed]:
+    """Every answer written in real time and stored at central, with when it closed."""
     at = {
-        (r["student_id"], r["question_id"]): datetime.fromisoformat(
-            r["stored_at"].replace("Z", "+00:00")
-        ).timestamp()
+        (r["student_id"], r["question_id"]): (
+            datetime.fromisoformat(r["stored_at"].replace("Z", "+00:00")).timestamp(),
+            r["event_id"],
+        )
         for r in stored
         if r["revision"] == 1
     }
-    closing, own = [], []
+    out: list[Timed] = []
     by_student: dict[str, list] = {}
     for a in run.classroom.answers:
         by_student.setdefault(a.student_id, []).append(a)
     for pen in run.classroom.pens:
         answers = by_student[run.classroom.roster[pen.pen_id]]
         i = 0
-        for n, answer in enumerate(answers):
+        for answer in answers:
             strokes = pen.written[i : i + answer.strokes]
             i += answer.strokes
             last_up = strokes[-1].up_wall if strokes else None
-            stored_at = at.get((answer.student_id, answer.question_id))
-            if last_up is None or stored_at is None:
+            found = at.get((answer.student_id, answer.question_id))
+            if last_up is None or found is None:
                 continue  # not streamed (offline) or not stored: counted as lost elsewhere
-            nxt = pen.written[i].up_wall if n + 1 < len(answers) and i < len(pen.written) else None
-            close = min(nxt, last_up + IDLE_S) if nxt is not None else last_up + IDLE_S
-            closing.append(1000 * (stored_at - close))
-            own.append(1000 * (stored_at - last_up))
-    return closing, own
+            nxt = pen.written[i] if i < len(pen.written) else None
+            idle_at = last_up + IDLE_S
+            if nxt is not None and nxt.down_wall is not None and nxt.down_wall < idle_at:
+                closed, by_idle = nxt.up_wall or idle_at, False
+            else:
+                closed, by_idle = idle_at, True
+            out.append(Timed(closed, last_up, found[0], found[1], by_idle))
+    return out
+
+
+def read_trace(path: Path) -> dict[str, dict]:
+    if not path.is_file():
+        return {}
+    return {row["event_id"]: row for row in map(json.loads, path.read_text().splitlines())}
+
+
+def stage_figures(answers: list[Timed], trace: dict[str, dict]) -> dict[str, dict[str, float]]:
+    """p50 and p99 of each stage, in ms, over the answers the gateway traced."""
+    spans: dict[str, list[float]] = {
+        "close_to_final": [],
+        "final_to_committed": [],
+        "committed_to_published": [],
+        "published_to_acked": [],
+        "published_to_stored": [],
+    }
+    for a in answers:
+        t = trace.get(a.event_id)
+        if t is None:
+            continue
+        spans["close_to_final"].append(t["final"] - a.closed)
+        spans["final_to_committed"].append(t["committed"] - t["final"])
+        spans["committed_to_published"].append(t["published"] - t["committed"])
+        spans["published_to_acked"].append(t["acked"] - t["published"])
+        spans["published_to_stored"].append(a.stored - t["published"])
+    return {
+        name: {
+            "p50": pct([1000 * v for v in values], 50),
+            "p99": pct([1000 * v for v in values], 99),
+        }
+        for name, values in spans.items()
+    }
+
+
+def pct(values: list[float], q: float) -> float:
+    return round(float(np.percentile(values, q)), 1) if values else float("nan")
 
 
 def main() -> None:
@@ -129,7 +189,12 @@ def main() -> None:
 def measure(work: Path, args: argparse.Namespace) -> dict[str, Any]:
     exam = long_exam(args.seconds, args.pens, args.seed, work)
     run = LiveClassroom(
-        work, pens=args.pens, seed=args.seed, template=exam, lattice_share=args.lattice_share
+        work,
+        pens=args.pens,
+        seed=args.seed,
+        template=exam,
+        lattice_share=args.lattice_share,
+        stage_trace=True,
     )
     with run:
         pid = run.gateway.pid
@@ -146,10 +211,10 @@ def measure(work: Path, args: argparse.Namespace) -> dict[str, Any]:
         report = run.wait_stored(timeout=120)
         stored = run.exported()
     dots = sum(len(r.dots) for p in run.classroom.pens for r in p.written)
-    closing, own = latencies(run, stored)
-
-    def pct(values: list[float], q: float) -> float:
-        return round(float(np.percentile(values, q)), 1) if values else float("nan")
+    answers = timed_answers(run, stored)
+    closing = [1000 * (a.stored - a.closed) for a in answers]
+    own = [1000 * (a.stored - a.last_up) for a in answers]
+    stages = stage_figures(answers, read_trace(work / "stage_trace.jsonl"))
 
     return {
         "pens": args.pens,
@@ -165,6 +230,9 @@ def measure(work: Path, args: argparse.Namespace) -> dict[str, Any]:
         "latency_ms_p99": pct(closing, 99),
         "pen_up_to_stored_ms_p50": pct(own, 50),
         "pen_up_to_stored_ms_p99": pct(own, 99),
+        "closed_by_next_stroke": sum(not a.by_idle for a in answers),
+        "closed_by_idle": sum(a.by_idle for a in answers),
+        "stages_ms": stages,
         "answers": report.written,
         "lost": report.lost,
         "duplicated": report.duplicated,

@@ -6,7 +6,9 @@ python -m bench.ingest [--answers N] [--gateways G] [--publishers P] [--latency-
 A private Mosquitto (classink/mosquitto.py) and a private PostgreSQL (classink/postgres.py, with
 fsync and synchronous commit on, as in production) are started. Publisher processes play G
 gateways and publish N scored answers at QoS 1 (each a digit answer with two strokes of 60 pen
-points, about 3.6 kB of JSON), as fast as the broker takes them; central workers
+points, about 3.6 kB of JSON), as fast as the broker takes them, as pre-encoded packets over a raw
+socket (bench/raw_publisher.py), so that the load generator takes little of the cores; the
+clock starts once every publisher has built its answers and connected. Central workers
 run as separate processes, each an `MqttIngest` on the shared subscription, on a fresh database.
 There are three runs: one worker while the gateways publish, two workers likewise, and one worker
 draining a backlog that the broker queued while it was offline (central's own pace, without
@@ -17,7 +19,10 @@ Per run: answers_per_s is the answers stored divided by the time from the first 
 last commit; latency is from the publish (the answer's created_at) to the commit that stored it
 (seen by an ingest observer, which central calls after the commit and before the broker's ack);
 lost is answers published but not stored; duplicated is answers stored as new more than once.
-Everything, publishers included, shares this machine's cores.
+Everything, publishers included, shares this machine's cores, and figures move with whatever else
+the machine runs: the CPU each worker and its PostgreSQL backend spent per answer
+(worker_cpu_us_per_answer, postgres_cpu_us_per_answer) and the load average at the start are
+reported beside them.
 
 The last line is one JSON object: answers_per_s (1 worker), answers_per_s_2_workers,
 answers_per_s_backlog, p50_ms and p99_ms (1 worker at R answers/s; p99_ms_flat_out is the
@@ -37,8 +42,10 @@ import sys
 import time
 import uuid
 from collections import Counter
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import paho.mqtt.client as mqtt
@@ -46,6 +53,7 @@ from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 from rich.console import Console
 from sqlalchemy import func, select
 
+from bench.raw_publisher import RawPublisher
 from central.db import create_schema, make_engine, make_session_factory
 from central.ingest import DEFAULT_MAX_BATCH, Ingestor, MqttIngest
 from central.models import AnswerEvent
@@ -71,6 +79,10 @@ class Run:
     lost: int
     duplicated: int
     stored_by_worker: list[int]
+    # CPU per stored answer, whatever else the machine ran: the worker process, and the
+    # PostgreSQL backend(s) it wrote through.
+    worker_cpu_us: float
+    postgres_cpu_us: float
 
 
 def _answer(gateway: str, seq: int, rng: random.Random) -> tuple[str, bytes]:
@@ -111,7 +123,13 @@ def _answer(gateway: str, seq: int, rng: random.Random) -> tuple[str, bytes]:
 
 
 def _publisher(
-    port: int, gateways: list[str], per_gateway: int, rate: float, seed: int, start: Any
+    port: int,
+    gateways: list[str],
+    per_gateway: int,
+    rate: float,
+    seed: int,
+    built: Any,
+    start: Any,
 ) -> None:
     rng = random.Random(seed)
     plan = [
@@ -119,30 +137,24 @@ def _publisher(
         for seq in range(1, per_gateway + 1)
         for gateway in gateways
     ]
-    client = mqtt.Client(
-        CallbackAPIVersion.VERSION2,
-        client_id=f"bench-gateways-{seed}",
-        protocol=MQTTProtocolVersion.MQTTv5,
-    )
-    client.max_inflight_messages_set(1000)
-    client.max_queued_messages_set(0)
-    client.connect("127.0.0.1", port)
-    client.loop_start()
+    publisher = RawPublisher(port, f"bench-gateways-{seed}")
+    built.set()
     start.wait()
+    publisher.publish_all(_stamped(plan, rate))
+    publisher.close()
+
+
+def _stamped(plan: list[tuple[str, bytes]], rate: float) -> Iterator[tuple[str, bytes]]:
+    """The plan's answers, each stamped with the time it is handed to the socket (at `rate`
+    answers/s, or as fast as the broker takes them when rate is 0)."""
     began = time.monotonic()
-    infos = []
     for n, (topic, payload) in enumerate(plan):
         if rate:
             ahead = began + n / rate - time.monotonic()
             if ahead > 0:
                 time.sleep(ahead)
         stamp = datetime.now(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
-        payload = payload.replace(_PLACEHOLDER, stamp.encode(), 1)
-        infos.append(client.publish(topic, payload, qos=1))
-    for info in infos:
-        info.wait_for_publish(timeout=120)
-    client.disconnect()
-    client.loop_stop()
+        yield topic, payload.replace(_PLACEHOLDER, stamp.encode(), 1)
 
 
 def _worker(
@@ -173,13 +185,26 @@ def _worker(
         ingest.stop()
     ready.set()
     go.wait()
+    cpu_began = time.process_time()
     if backlog:
         ingest = MqttIngest(ingestor, settings).start()
     stop.wait()
     ingest.stop()
+    cpu_s = time.process_time() - cpu_began
+    with engine.connect() as connection:  # the pool's one connection: the one ingest used
+        backend_pid = connection.exec_driver_sql("SELECT pg_backend_pid()").scalar_one()
     engine.dispose()
     _end_session(port, client_id)
-    results.put((client_id, committed, time.time()))
+    results.put((client_id, committed, time.time(), cpu_s, _process_cpu_s(backend_pid)))
+
+
+def _process_cpu_s(pid: int) -> float:
+    """User + system CPU seconds a process on this machine has used (its PostgreSQL backend)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return float("nan")
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def _end_session(port: int, client_id: str) -> None:
@@ -248,6 +273,7 @@ def run(
     per_gateway = (answers or args.answers) // args.gateways
     total = per_gateway * args.gateways
     start = ctx.Event()
+    builts = [ctx.Event() for _ in range(args.publishers)]
     publishers = [
         ctx.Process(
             target=_publisher,
@@ -257,6 +283,7 @@ def run(
                 per_gateway,
                 rate / args.publishers,
                 1000 * run_number + p,
+                builts[p],
                 start,
             ),
         )
@@ -264,7 +291,9 @@ def run(
     ]
     for proc in publishers:
         proc.start()
-    time.sleep(3)  # the publishers build their payloads before the clock starts
+    for built in builts:  # the publishers build their payloads and connect before the clock
+        if not built.wait(300):
+            raise RuntimeError("a publisher did not get ready")
     began = time.time()
     start.set()
     if backlog:
@@ -288,8 +317,11 @@ def run(
     stop.set()
     committed: list[tuple[str, float, float]] = []
     stored_by_worker = []
+    worker_cpu_s = postgres_cpu_s = 0.0
     for _ in procs:
-        _client_id, worker_committed, _ = results.get(timeout=60)
+        _client_id, worker_committed, _, cpu_s, backend_cpu_s = results.get(timeout=60)
+        worker_cpu_s += cpu_s
+        postgres_cpu_s += backend_cpu_s
         committed.extend(worker_committed)
         stored_by_worker.append(len(worker_committed))
     for proc in procs:
@@ -307,6 +339,8 @@ def run(
         lost=total - stored,
         duplicated=sum(n - 1 for n in seen.values()),
         stored_by_worker=stored_by_worker,
+        worker_cpu_us=round(worker_cpu_s / max(len(seen), 1) * 1e6, 1),
+        postgres_cpu_us=round(postgres_cpu_s / max(len(seen), 1) * 1e6, 1),
     )
 
 
@@ -321,8 +355,15 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--timeout", type=float, default=180.0)
     args = parser.parse_args(argv)
     runs: list[Run] = []
+    load_at_start = round(os.getloadavg()[0], 2)
     with (
-        Mosquitto(extra_config="max_queued_messages 0\n") as broker,
+        # Each publisher connection plays several gateways, and a gateway may have Mosquitto's
+        # default of 20 messages in flight: the window is that many gateways' worth, as it would
+        # be with one connection per gateway.
+        Mosquitto(
+            extra_config="max_queued_messages 0\n"
+            f"max_inflight_messages {20 * -(-args.gateways // args.publishers)}\n"
+        ) as broker,
         postgres_server("bench", durable=True) as server_url,
     ):
         plan = [(1, False, 0.0, 0), (2, False, 0.0, 0), (1, True, 0.0, 0)]
@@ -347,6 +388,10 @@ def main(argv: list[str] | None = None) -> None:
                 "lost": one.lost + two.lost + drain.lost,
                 "duplicated": one.duplicated + two.duplicated + drain.duplicated,
                 "stored_by_worker_2_workers": two.stored_by_worker,
+                "worker_cpu_us_per_answer": one.worker_cpu_us,
+                "worker_cpu_us_per_answer_backlog": drain.worker_cpu_us,
+                "postgres_cpu_us_per_answer": one.postgres_cpu_us,
+                "load_average_1min_at_start": load_at_start,
                 "target_answers_per_s": TARGET_ANSWERS_PER_S,
                 "meets_target": one.answers_per_s >= TARGET_ANSWERS_PER_S
                 and all(r.lost == r.duplicated == 0 for r in runs),

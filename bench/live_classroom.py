@@ -24,6 +24,7 @@ from hardware_sim.classroom import Classroom
 from hardware_sim.cli import SAMPLE_EXAM
 
 SITE_ID, GATEWAY_ID = "fault-school", "room-7"
+STALL_S = 30.0  # no new answer at central for this long, once past the timeout: give up
 
 
 def kill9(proc: subprocess.Popen | None) -> None:
@@ -41,6 +42,7 @@ class LiveClassroom:
     lattice_share: float = 0.0  # lattice-camera pens store nothing offline (hardware_sim/pen.py)
     outbox_dir: Path | None = None  # where the gateway's outbox lives (a small tmpfs, say)
     uplink_port: int | None = None  # the gateway's broker port, when something sits in between
+    stage_trace: bool = False  # the gateway writes each answer's stage times (stage_trace.jsonl)
     central_restarts: int = field(default=0, init=False)
     gateway_starts: int = field(default=0, init=False)
 
@@ -77,6 +79,8 @@ class LiveClassroom:
             "roster": str(self.work / "roster.json"),
             "serial_ports": self.classroom.devices,
         }
+        if self.stage_trace:
+            config["stage_trace"] = str(self.work / "stage_trace.jsonl")
         (self.work / "gateway.json").write_text(json.dumps(config, indent=2))
         self.start_gateway()
         self.classroom.start()
@@ -158,14 +162,24 @@ class LiveClassroom:
     def wait_written(self, timeout: float) -> bool:
         return self.classroom.wait_written(timeout)
 
-    def wait_stored(self, timeout: float) -> TruthReport:
-        """Until every written answer is at central (or time is up); then the gateway is stopped
-        cleanly, which drains its outbox, and the export is compared once more."""
+    def wait_stored(self, timeout: float, patience: float = STALL_S) -> TruthReport:
+        """Until every written answer is at central; then the gateway is stopped cleanly, which
+        drains its outbox, and the export is compared once more.
+
+        The deadline follows the drain rather than the clock alone: it is `timeout` from now, or
+        `patience` after central last stored something new if that is later, so a loaded machine
+        that is still catching up is waited for and a stuck run is not (never past 4 x timeout)."""
         truth = self.truth
-        deadline = time.monotonic() + timeout
+        started = time.monotonic()
+        progress_at, seen = started, -1
         while True:
-            report = compare_truth(truth, self.exported())
-            if report.lost == 0 or time.monotonic() > deadline:
+            stored = self.exported()
+            report = compare_truth(truth, stored)
+            now = time.monotonic()
+            if len(stored) != seen:
+                progress_at, seen = now, len(stored)
+            deadline = min(max(started + timeout, progress_at + patience), started + 4 * timeout)
+            if report.lost == 0 or now > deadline:
                 break
             for name, proc in (("gateway", self.gateway), ("central", self.central)):
                 if proc is not None and proc.poll() is not None:

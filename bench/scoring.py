@@ -14,8 +14,23 @@ python -m bench.scoring  prints a few lines and, last, one JSON object with the 
   scored, as `gateway.pipeline` does before the outbox. Median of many pages.
 - `number_accuracy`: 2- and 3-digit numbers, each written by one held-out pendigits writer with
   the digits apart by 0.15-0.5 of their height, read by a `number` region (split into digits,
-  each recognised); `number_review_share` is the share sent to review (confidence below 0.6 or a
-  splitting check), `number_accuracy_of_scored` the accuracy of the rest.
+  each recognised); `number_review_share` is the share sent to review (confidence below the
+  gateway's configured `review_below` or a splitting check), `number_accuracy_of_scored` the
+  accuracy of the rest. `touching_number_*`: the same with the digits touching or overlapping
+  (-0.2 to +0.05 of their height apart), which `gateway.scoring.split` has to cut apart.
+- `choice_accuracy_unipen_all`: UNIPEN A-D of every writer (no model trains on UNIPEN, so all
+  are unseen; `choice_accuracy_unipen` keeps to the writers `is_eval_writer` holds out, as the
+  other figures do). `choice_accuracy_unipen*_letters` leave out the `choice_not_a_letter_*`
+  samples that are a single straight stroke (UNIPEN holds such fragments labelled as letters),
+  which the reader sends to review as `not_a_letter` instead of reading them.
+- `choice_accuracy_uji_cv`: the A-D training recipe cross-validated over all UJIpenchars writers
+  (`gateway.scoring.train.writer_cross_validation`, 4 folds by writer, each fold's model never saw
+  its test writers), a figure about the method over all 11 writers of the one allowed set with
+  real capitals, beside UNIPEN's.
+- `<field>_ece`, `<field>_review_share`: expected calibration error (10 equal-width confidence
+  bins) of the confidence on the held-out writers of the allowed sets (`_unipen` on UNIPEN), and
+  the share of answers whose confidence is below the gateway's configured `review_below`, which
+  are sent to review instead of being scored; `number_ece` for the product confidence of numbers.
 
 The process is pinned to one CPU and numpy's BLAS to one thread before numpy is imported: the
 target machine is a Raspberry-Pi-class CPU, where one core is what scoring gets.
@@ -40,7 +55,9 @@ from gateway.scoring.features import as_strokes  # noqa: E402
 from gateway.scoring.read import read_region  # noqa: E402
 from gateway.scoring.recognizer import Recognizer  # noqa: E402
 from gateway.scoring.score import score  # noqa: E402
-from gateway.scoring.train import SPECS  # noqa: E402
+from gateway.scoring.segment import straight_line  # noqa: E402
+from gateway.scoring.train import ECE_BINS, SPECS, writer_cross_validation  # noqa: E402
+from gateway.settings import GatewaySettings  # noqa: E402
 from gateway.strokes import Stroke  # noqa: E402
 from gateway.templates import ExamTemplate, Region  # noqa: E402
 from hardware_sim.handwriting import Sample, held_out_pool  # noqa: E402
@@ -49,37 +66,91 @@ from hardware_sim.pen import place_in_box  # noqa: E402
 PAGES = 60
 NUMBERS = 1000
 PAGE_KINDS = ["digit"] * 16 + ["choice"] * 16 + ["mark"] * 8
-REVIEW_BELOW = 0.6
+REVIEW_BELOW = float(GatewaySettings.model_fields["review_below"].default)
+UJI_FOLDS = 4
 
 
-def held_out(file: str, labels: dict[str, str]) -> tuple[list[list[np.ndarray]], list[str]]:
+def samples(
+    file: str, labels: dict[str, str], every_writer: bool = False
+) -> tuple[list[list[np.ndarray]], list[str]]:
+    """A file's answers with the given labels, of its held-out writers (or of every writer)."""
     answers, truth = [], []
     for row in read_jsonl(f"handwriting/{file}"):
-        if row["label"] in labels and is_eval_writer(row["set"], row["writer"]):
+        if row["label"] in labels and (every_writer or is_eval_writer(row["set"], row["writer"])):
             answers.append(as_strokes(row["strokes"]))
             truth.append(labels[row["label"]])
     return answers, truth
+
+
+def held_out(file: str, labels: dict[str, str]) -> tuple[list[list[np.ndarray]], list[str]]:
+    return samples(file, labels)
+
+
+def expected_calibration_error(confidence: np.ndarray, correct: np.ndarray) -> float:
+    bins = np.minimum((confidence * ECE_BINS).astype(int), ECE_BINS - 1)
+    return float(
+        sum(
+            abs(correct[bins == b].mean() - confidence[bins == b].mean()) * (bins == b).mean()
+            for b in range(ECE_BINS)
+            if (bins == b).any()
+        )
+    )
+
+
+def calibration(name: str, confidence: list[float], correct: list[bool]) -> dict[str, float]:
+    conf, right = np.array(confidence), np.array(correct, dtype=bool)
+    return {
+        name.replace("accuracy", "ece"): round(expected_calibration_error(conf, right), 4),
+        name.replace("accuracy", "review_share"): round(float((conf < REVIEW_BELOW).mean()), 4),
+    }
 
 
 def accuracy(recognizer: Recognizer) -> dict[str, float | int]:
     out: dict[str, float | int] = {}
     for field, spec in SPECS.items():
         for extra in (False, True):
-            right = total = 0
+            confidence: list[float] = []
+            correct: list[bool] = []
             for src in spec.eval:
                 if src.extra != extra:
                     continue
                 answers, truth = held_out(src.file, src.labels)
-                right += sum(
-                    recognizer.predict(field, a).label == t
-                    for a, t in zip(answers, truth, strict=True)
-                )
-                total += len(truth)
-            if total:
+                for a, t in zip(answers, truth, strict=True):
+                    prediction = recognizer.predict(field, a)
+                    confidence.append(prediction.confidence)
+                    correct.append(prediction.label == t)
+            if correct:
                 name = f"{field}_accuracy" + ("_unipen" if extra else "")
-                out[name] = round(right / total, 4)
-                out[name.replace("accuracy", "n")] = total
+                out[name] = round(float(np.mean(correct)), 4)
+                out[name.replace("accuracy", "n")] = len(correct)
+                out.update(calibration(name, confidence, correct))
+    (unipen,) = [src for src in SPECS["choice"].eval if src.extra]
+    for every_writer, suffix in ((False, "unipen"), (True, "unipen_all")):
+        answers, truth = samples(unipen.file, unipen.labels, every_writer=every_writer)
+        right = np.array(
+            [
+                recognizer.predict("choice", a).label == t
+                for a, t in zip(answers, truth, strict=True)
+            ]
+        )
+        line = np.array([straight_line(a) for a in answers])
+        if every_writer:
+            out["choice_accuracy_unipen_all"] = round(float(right.mean()), 4)
+            out["choice_n_unipen_all"] = len(right)
+        # A straight line is no letter: the reader sends it to review (`not_a_letter`).
+        out[f"choice_accuracy_{suffix}_letters"] = round(float(right[~line].mean()), 4)
+        out[f"choice_not_a_letter_{suffix}"] = int(line.sum())
     return out
+
+
+def uji_cross_validation() -> dict[str, float | int]:
+    (uji,) = SPECS["choice"].train
+    result = writer_cross_validation("choice", uji.file, UJI_FOLDS)
+    return {
+        "choice_accuracy_uji_cv": result["accuracy"],
+        "choice_n_uji_cv": result["n"],
+        "choice_writers_uji_cv": result["writers"],
+    }
 
 
 def ms_per_char(recognizer: Recognizer) -> float:
@@ -165,7 +236,9 @@ def ms_per_page(recognizer: Recognizer) -> tuple[float, int]:
     return float(np.median(times)), min(answered)
 
 
-def number_accuracy(recognizer: Recognizer) -> dict[str, float | int]:
+def number_accuracy(
+    recognizer: Recognizer, gap: tuple[float, float] = (0.15, 0.5), prefix: str = "number"
+) -> dict[str, float | int]:
     rng = random.Random(7)
     digits = held_out_pool()["digit"]
     writers = sorted(digits)
@@ -180,6 +253,7 @@ def number_accuracy(recognizer: Recognizer) -> dict[str, float | int]:
         }
     )
     right = reviewed = right_scored = 0
+    confidence, correct = [], []
     for _ in range(NUMBERS):
         by_value = digits[rng.choice(writers)]
         value = "".join(rng.choice(sorted(by_value)) for _ in range(rng.choice((2, 3))))
@@ -191,19 +265,24 @@ def number_accuracy(recognizer: Recognizer) -> dict[str, float | int]:
             lo, size = points.min(axis=0), np.ptp(points, axis=0)
             scale = height / max(size[1], 1e-9)
             strokes += [(s[:, :2] - lo) * scale + [x, 4.0] for s in sample.strokes]
-            x += size[0] * scale + rng.uniform(0.15, 0.5) * height
+            x += size[0] * scale + rng.uniform(*gap) * height
         reading = read_region(recognizer, region, strokes)
         verdict = score(region.model_copy(update={"answer": value}), reading, REVIEW_BELOW)
         right += reading.label == value
+        confidence.append(reading.confidence)
+        correct.append(reading.label == value)
         if verdict.status == "review":
             reviewed += 1
         else:
             right_scored += bool(verdict.correct)
     return {
-        "number_accuracy": round(right / NUMBERS, 4),
-        "number_review_share": round(reviewed / NUMBERS, 4),
-        "number_accuracy_of_scored": round(right_scored / max(NUMBERS - reviewed, 1), 4),
-        "number_n": NUMBERS,
+        f"{prefix}_accuracy": round(right / NUMBERS, 4),
+        f"{prefix}_review_share": round(reviewed / NUMBERS, 4),
+        f"{prefix}_accuracy_of_scored": round(right_scored / max(NUMBERS - reviewed, 1), 4),
+        f"{prefix}_ece": round(
+            expected_calibration_error(np.array(confidence), np.array(correct)), 4
+        ),
+        f"{prefix}_n": NUMBERS,
     }
 
 
@@ -211,6 +290,8 @@ def main() -> None:
     recognizer = Recognizer.load()
     figures = accuracy(recognizer)
     figures.update(number_accuracy(recognizer))
+    figures.update(number_accuracy(recognizer, (-0.2, 0.05), "touching_number"))
+    figures.update(uji_cross_validation())
     for name, value in figures.items():
         print(f"{name:>28}: {value}")
     per_char = ms_per_char(recognizer)
@@ -222,6 +303,7 @@ def main() -> None:
         "ms_per_char": round(per_char, 3),
         "ms_per_page": round(per_page, 2),
         "answers_per_page": answers,
+        "review_below": REVIEW_BELOW,
         "cpu_cores": 1,
     }
     print(json.dumps(result))

@@ -9,6 +9,7 @@ transaction that took care of it has committed.
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import logging
 import queue
@@ -24,19 +25,21 @@ from pathlib import Path
 from typing import Any
 
 import orjson
-import paho.mqtt.client as mqtt
 import psycopg
-from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
-from paho.mqtt.packettypes import PacketTypes
-from paho.mqtt.properties import Properties
-from paho.mqtt.reasoncodes import ReasonCode
-from paho.mqtt.subscribeoptions import SubscribeOptions
+from ext.jsonspan import value_span
 from sqlalchemy import JSON, Insert, select, tuple_
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DataError, DBAPIError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from central.models import AnswerEvent, Base, DeadLetter, GatewayState
+from central.mqtt_subscriber.client import BrokerAddress, MqttSubscriber
+from central.mqtt_subscriber.protocol import (
+    RETAIN_SEND_IF_NEW,
+    ConnectOptions,
+    Message,
+    Subscription,
+)
 from central.payloads import (
     SCHEMAS_DIR,
     PayloadRejected,
@@ -48,6 +51,7 @@ from central.settings import CentralSettings
 
 __all__ = [
     "ANSWERS_SUBSCRIPTION",
+    "CheckedBatch",
     "STATUS_SUBSCRIPTION",
     "Ingestor",
     "MqttIngest",
@@ -70,9 +74,11 @@ _ANSWER_COLUMNS = tuple(column.key for column in AnswerEvent.__table__.columns)
 _JSON_COLUMNS = frozenset(
     column.key for column in AnswerEvent.__table__.columns if isinstance(column.type, JSON)
 )
+_EVENT_ID = _ANSWER_COLUMNS.index("event_id")
 _STAGING = "classink_incoming_answers"
+_PREFERS_LZ4 = "classink_prefers_lz4"
 KEEPALIVE_S = 30
-DEFAULT_MAX_BATCH = 500
+DEFAULT_MAX_BATCH = 1000
 
 
 class OutcomeKind(StrEnum):
@@ -93,6 +99,7 @@ class Outcome:
 class _Checked:
     kind: str  # "answers" or "status"
     doc: dict[str, Any]
+    payload: bytes  # the JSON text the doc was parsed from
 
 
 def _storable_problem(doc: dict[str, Any]) -> str | None:
@@ -120,57 +127,148 @@ def _insert_ignoring_conflicts(session: Session, model: type[Base]) -> Insert:
     raise RuntimeError(f"unsupported database dialect {dialect!r}: use SQLite or PostgreSQL")
 
 
-def _copy_answers(session: Session, rows: list[dict[str, Any]]) -> set[str]:
-    """PostgreSQL: COPY the rows into a per-connection staging table, then move the new ones over
-    with INSERT ... ON CONFLICT DO NOTHING in one statement. A multi-row INSERT with bound
-    parameters cost several times more per answer on the client (building, converting and sending
-    25 parameters a row); COPY streams rows with psycopg's C dumpers."""
+def _prefer_lz4(cursor: psycopg.Cursor[Any], info: dict[str, Any]) -> None:
+    """Once per database connection, where the server has it: lz4 rather than pglz for the
+    strokes PostgreSQL compresses (pglz cost the server about a third more per answer in
+    bench.ingest; readers get the same JSON back). Should the transaction roll back, the setting
+    goes with it, which costs speed only."""
+    if info.get(_PREFERS_LZ4):
+        return
+    cursor.execute(
+        "SELECT set_config('default_toast_compression', 'lz4', false) FROM pg_settings "
+        "WHERE name = 'default_toast_compression' AND 'lz4' = ANY(enumvals)"
+    )
+    info[_PREFERS_LZ4] = True
+
+
+def _copy_answers(session: Session, rows: list[list[Any]]) -> set[str]:
+    """PostgreSQL: rows (in _ANSWER_COLUMNS order, sorted by event id) are streamed with COPY,
+    which costs a fraction of a multi-row INSERT on the client. Rows whose ids are already stored
+    (a redelivery) are left out first; if another worker stores one of the rest meanwhile, the
+    COPY fails on the unique index, is rolled back to its savepoint, and the batch goes through
+    a per-connection staging table and INSERT ... ON CONFLICT DO NOTHING instead."""
     columns = ", ".join(_ANSWER_COLUMNS)
-    statements = [
-        f"CREATE TEMP TABLE IF NOT EXISTS {_STAGING} (LIKE answer_events) ON COMMIT DELETE ROWS",
-        f"COPY {_STAGING} ({columns}) FROM STDIN",
-        f"INSERT INTO answer_events ({columns}) SELECT {columns} FROM {_STAGING} "
-        "ORDER BY event_id ON CONFLICT DO NOTHING RETURNING event_id",
-    ]
-    driver = session.connection().connection.driver_connection
-    statement = statements[0]
+    connection = session.connection().connection
+    driver = connection.driver_connection
+    statement = "choosing lz4 compression"
     try:
         with driver.cursor() as cursor:
-            cursor.execute(statement)
-            statement = statements[1]
-            with cursor.copy(statement) as copy:
-                for row in rows:
-                    copy.write_row(
-                        [
-                            _json_text(row[column]) if column in _JSON_COLUMNS else row[column]
-                            for column in _ANSWER_COLUMNS
-                        ]
-                    )
-            statement = statements[2]
-            cursor.execute(statement)
-            return {event_id for (event_id,) in cursor.fetchall()}
+            _prefer_lz4(cursor, connection.info)
+            statement = "SELECT event_id FROM answer_events WHERE event_id = ANY(%s)"
+            cursor.execute(statement, ([row[_EVENT_ID] for row in rows],))
+            stored = {event_id for (event_id,) in cursor.fetchall()}
+            new = [row for row in rows if row[_EVENT_ID] not in stored]
+            if not new:
+                return set()
+            cursor.execute("SAVEPOINT classink_copy")
+            statement = f"COPY answer_events ({columns}) FROM STDIN"
+            try:
+                with cursor.copy(statement) as copy:
+                    for row in new:
+                        copy.write_row(row)
+            except psycopg.errors.UniqueViolation:
+                cursor.execute("ROLLBACK TO SAVEPOINT classink_copy")
+                return _copy_through_staging(cursor, new)
+            cursor.execute("RELEASE SAVEPOINT classink_copy")
+            return {row[_EVENT_ID] for row in new}
     except psycopg.Error as exc:
         # As SQLAlchemy would have raised it: DataError for a refused value, OperationalError
         # for an outage, so that callers treat both paths alike.
         raise DBAPIError.instance(statement, None, exc, psycopg.Error) from exc
 
 
+def _copy_through_staging(cursor: psycopg.Cursor[Any], rows: list[list[Any]]) -> set[str]:
+    columns = ", ".join(_ANSWER_COLUMNS)
+    cursor.execute(
+        f"CREATE TEMP TABLE IF NOT EXISTS {_STAGING} (LIKE answer_events) ON COMMIT DELETE ROWS"
+    )
+    with cursor.copy(f"COPY {_STAGING} ({columns}) FROM STDIN") as copy:
+        for row in rows:
+            copy.write_row(row)
+    cursor.execute(
+        f"INSERT INTO answer_events ({columns}) SELECT {columns} FROM {_STAGING} "
+        "ORDER BY event_id ON CONFLICT DO NOTHING RETURNING event_id"
+    )
+    return {event_id for (event_id,) in cursor.fetchall()}
+
+
+_gc_pauses = 0
+_gc_pause_lock = threading.Lock()
+_gc_was_enabled = True
+
+
+def _pause_gc() -> None:
+    global _gc_pauses, _gc_was_enabled
+    with _gc_pause_lock:
+        if _gc_pauses == 0:
+            _gc_was_enabled = gc.isenabled()
+            gc.disable()
+        _gc_pauses += 1
+
+
+def _resume_gc() -> None:
+    global _gc_pauses
+    with _gc_pause_lock:
+        _gc_pauses -= 1
+        if _gc_pauses == 0 and _gc_was_enabled:
+            gc.enable()
+
+
 @contextmanager
 def _gc_paused() -> Iterator[None]:
     """A batch's parsed answers are thousands of small lists each (the pen points), all alive at
     once and free of cycles: the cyclic collector kept walking them, which cost more than parsing
-    and validating together. It is paused for the batch and collects as usual afterwards."""
-    was_enabled = gc.isenabled()
-    gc.disable()
+    and validating together. It is paused while any batch is alive (checked but not yet stored,
+    see CheckedBatch, or being handled) and collects as usual once none is."""
+    _pause_gc()
     try:
         yield
     finally:
-        if was_enabled:
-            gc.enable()
+        _resume_gc()
+
+
+class CheckedBatch(list[tuple[str, bytes]]):
+    """Messages whose payloads `Ingestor.check_batch` already parsed and validated, so that
+    `handle_batch` only stores them; MqttIngest checks the next batch while one commits.
+
+    It keeps the garbage collector paused until `release()`, which drops the parsed payloads
+    first: resuming while they were alive would make the collector walk every one of them."""
+
+    def __init__(self, messages: Sequence[tuple[str, bytes]], checked: list[_Checked | str]):
+        super().__init__(messages)
+        self.checked = checked
+        self._holds_gc_pause = True
+
+    def release(self) -> None:
+        if self._holds_gc_pause:
+            self._holds_gc_pause = False
+            self.checked = []
+            self.clear()
+            _resume_gc()
 
 
 def _json_text(value: Any) -> str | None:
     return None if value is None else orjson.dumps(value).decode()
+
+
+def _copy_row(answer: _Checked, received_at: datetime) -> list[Any]:
+    """One answer as a COPY row, in _ANSWER_COLUMNS order. The strokes (most of the row) are the
+    payload's own JSON text when ext/jsonspan finds them, rather than the parsed points
+    serialised again; PostgreSQL stores JSON as text, so readers get the same value back."""
+    doc = answer.doc
+    row: list[Any] = []
+    for column in _ANSWER_COLUMNS:
+        if column == "strokes" and (span := value_span(answer.payload, b"strokes")) is not None:
+            row.append(answer.payload[span[0] : span[1]].decode())
+        elif column in _JSON_COLUMNS:
+            row.append(_json_text(doc.get(column)))
+        elif column == "created_at":
+            row.append(parse_rfc3339(doc["created_at"]))
+        elif column == "received_at":
+            row.append(received_at)
+        else:
+            row.append(doc.get(column))
+    return row
 
 
 class Ingestor:
@@ -190,6 +288,17 @@ class Ingestor:
     def handle(self, topic: str, payload: bytes) -> Outcome:
         return self.handle_batch([(topic, payload)])[0]
 
+    def check_batch(self, messages: Sequence[tuple[str, bytes]]) -> CheckedBatch:
+        """Parses and validates a batch without touching the database; the caller must call the
+        result's `release()` once it is stored or given up (see CheckedBatch)."""
+        _pause_gc()
+        try:
+            checked = self._check_all(messages)
+        except BaseException:
+            _resume_gc()
+            raise
+        return CheckedBatch(messages, checked)
+
     def handle_batch(self, messages: Sequence[tuple[str, bytes]]) -> list[Outcome]:
         """One outcome per message, in order, after one transaction for the whole batch."""
         with _gc_paused():
@@ -202,12 +311,10 @@ class Ingestor:
         self, messages: Sequence[tuple[str, bytes]]
     ) -> tuple[list[Outcome], list[dict[str, Any]]]:
         received_at = datetime.now(UTC)
-        checked: list[_Checked | str] = []
-        for topic, payload in messages:
-            try:
-                checked.append(self._check(topic, payload))
-            except PayloadRejected as rejected:
-                checked.append(rejected.reason[:_MAX_REASON_CHARS])
+        if isinstance(messages, CheckedBatch):
+            checked = messages.checked
+        else:
+            checked = self._check_all(messages)
         try:
             outcomes, stored = self._store(messages, checked, received_at)
         except DataError as exc:
@@ -226,6 +333,15 @@ class Ingestor:
             outcomes, stored = self._store(messages, [reason], received_at)
         return outcomes, stored
 
+    def _check_all(self, messages: Sequence[tuple[str, bytes]]) -> list[_Checked | str]:
+        checked: list[_Checked | str] = []
+        for topic, payload in messages:
+            try:
+                checked.append(self._check(topic, payload))
+            except PayloadRejected as rejected:
+                checked.append(rejected.reason[:_MAX_REASON_CHARS])
+        return checked
+
     def _check(self, topic: str, payload: bytes) -> _Checked:
         route = _TOPIC.fullmatch(topic)
         if route is None:
@@ -239,7 +355,7 @@ class Ingestor:
         problem = _storable_problem(doc)
         if problem is not None:
             raise PayloadRejected(f"unstorable: {problem}")
-        return _Checked(route["kind"], doc)
+        return _Checked(route["kind"], doc, payload)
 
     def _store(
         self,
@@ -309,17 +425,18 @@ class Ingestor:
         the rows this transaction inserted."""
         if not first_of:
             return set()
-        rows = []
         # Sorted by event id, so that two workers inserting overlapping batches (a redelivery
         # that went to the other worker) take the unique-index locks in the same order.
-        for event_id in sorted(first_of):
-            doc = checked[first_of[event_id]].doc  # type: ignore[union-attr]
+        answers = [checked[first_of[event_id]] for event_id in sorted(first_of)]
+        if session.get_bind().dialect.name == "postgresql":
+            return _copy_answers(session, [_copy_row(a, received_at) for a in answers])  # type: ignore[arg-type]
+        rows = []
+        for answer in answers:
+            doc = answer.doc  # type: ignore[union-attr]
             row = {column: doc.get(column) for column in _ANSWER_COLUMNS}
             row["created_at"] = parse_rfc3339(doc["created_at"])
             row["received_at"] = received_at
             rows.append(row)
-        if session.get_bind().dialect.name == "postgresql":
-            return _copy_answers(session, rows)
         statement = _insert_ignoring_conflicts(session, AnswerEvent).returning(AnswerEvent.event_id)
         return set(session.scalars(statement, rows))
 
@@ -403,14 +520,14 @@ class Ingestor:
 class MqttIngest:
     """Subscribes with a persistent MQTT v5 session and feeds the messages to an `Ingestor`.
 
-    Messages are handled on one worker thread, not in paho's network thread, so that a slow or
-    unavailable database never stalls keepalives. The worker takes whatever has arrived (up to
-    `max_batch` messages) as one batch, so batches grow with the load and a lone message is not
-    kept waiting. A message is acknowledged only after `handle_batch` returned, i.e. after the
-    transaction holding it committed; while the database is down the same batch is retried with
-    backoff. Unacknowledged messages are redelivered by the broker on the next connection, and the
-    idempotent insert makes that harmless. Workers with different client ids share the answers
-    through the `$share/central/...` subscription.
+    The socket is central/mqtt_subscriber's I/O thread; messages are handled on one worker
+    thread, so that a slow or unavailable database never stalls keepalives. The worker takes
+    whatever has arrived (up to `max_batch` messages) as one batch, so batches grow with the load
+    and a lone message is not kept waiting. A message is acknowledged only after `handle_batch`
+    returned, i.e. after the transaction holding it committed; while the database is down the
+    same batch is retried with backoff. Unacknowledged messages are redelivered by the broker on
+    the next connection, and the idempotent insert makes that harmless. Workers with different
+    client ids share the answers through the `$share/central/...` subscription.
     """
 
     def __init__(
@@ -424,51 +541,46 @@ class MqttIngest:
         if max_batch < 1:
             raise ValueError(f"max_batch must be at least 1, not {max_batch}")
         self._ingestor = ingestor
-        self._settings = settings
         self._max_retry_delay_s = max_retry_delay_s
         self._max_batch = max_batch
-        self._queue: queue.Queue[tuple[int, mqtt.MQTTMessage] | None] = queue.Queue()
-        # Message ids are only meaningful on the connection that delivered them: every connect and
-        # disconnect starts a new generation, and acks from an older one are dropped.
-        self._generation = 0
-        self._generation_lock = threading.Lock()
+        # Whole receive buffers, as the subscriber delivered them, tagged with their connection.
+        self._queue: queue.Queue[tuple[int, list[Message]] | None] = queue.Queue()
+        self._carried: list[tuple[int, Message]] = []  # received beyond the last batch's cap
+        # Checked batches waiting for the worker: one is checked while the one before commits.
+        self._checked: queue.Queue[tuple[list[tuple[int, Message]], CheckedBatch] | None] = (
+            queue.Queue(maxsize=1)
+        )
         self._subscribed = threading.Event()
         self._stopping = threading.Event()
-        self._worker = threading.Thread(target=self._work, name="central-ingest", daemon=True)
-
-        client = mqtt.Client(
-            CallbackAPIVersion.VERSION2,
-            client_id=settings.client_id,
-            protocol=MQTTProtocolVersion.MQTTv5,
+        self._checker = threading.Thread(
+            target=self._check_batches, name="central-ingest-check", daemon=True
         )
-        client.manual_ack_set(True)
-        client.reconnect_delay_set(min_delay=1, max_delay=30)
-        if settings.mqtt_username is not None:
-            client.username_pw_set(settings.mqtt_username, settings.mqtt_password)
-        if settings.mqtt_tls_ca is not None:
-            client.tls_set(ca_certs=str(settings.mqtt_tls_ca))
-        client.on_connect = self._on_connect
-        client.on_disconnect = self._on_disconnect
-        client.on_subscribe = self._on_subscribe
-        client.on_message = self._on_message
-        self._client = client
+        self._worker = threading.Thread(target=self._work, name="central-ingest", daemon=True)
+        self._subscriber = MqttSubscriber(
+            BrokerAddress(settings.mqtt_host, settings.mqtt_port, settings.mqtt_tls_ca),
+            ConnectOptions(
+                client_id=settings.client_id,
+                keepalive_s=KEEPALIVE_S,
+                session_expiry_s=settings.mqtt_session_expiry_s,
+                # How many unacknowledged messages the broker may send us: one batch commits,
+                # the next is being checked, and a third and fourth batch's worth are arriving.
+                receive_maximum=min(4 * max_batch, 65535),
+                username=settings.mqtt_username,
+                password=settings.mqtt_password,
+            ),
+            [
+                Subscription(ANSWERS_SUBSCRIPTION, qos=1),
+                # A resumed session already has the retained statuses; do not replay them.
+                Subscription(STATUS_SUBSCRIPTION, qos=1, retain_handling=RETAIN_SEND_IF_NEW),
+            ],
+            self,
+        )
 
     def start(self) -> MqttIngest:
-        properties = Properties(PacketTypes.CONNECT)
-        properties.SessionExpiryInterval = self._settings.mqtt_session_expiry_s
-        # How many unacknowledged messages the broker may send us: a batch can only hold that
-        # many, and a second batch's worth keeps arriving while the first one commits.
-        properties.ReceiveMaximum = min(2 * self._max_batch, 65535)
-        self._client.connect_async(
-            self._settings.mqtt_host,
-            self._settings.mqtt_port,
-            keepalive=KEEPALIVE_S,
-            clean_start=False,
-            properties=properties,
-        )
+        self._checker.start()
         self._worker.start()
-        # loop_start retries the first connection too, so a broker that is not up yet is fine.
-        self._client.loop_start()
+        # The subscriber retries the first connection too, so a broker that is not up yet is fine.
+        self._subscriber.start()
         return self
 
     def wait_subscribed(self, timeout: float) -> bool:
@@ -477,101 +589,98 @@ class MqttIngest:
     def stop(self, timeout: float = 10.0) -> None:
         self._stopping.set()
         self._queue.put(None)
+        self._checker.join(timeout)
         self._worker.join(timeout)
-        if self._worker.is_alive():
+        with contextlib.suppress(queue.Empty):  # a checked batch the worker did not take
+            while item := self._checked.get_nowait():
+                item[1].release()
+        if self._worker.is_alive() or self._checker.is_alive():
             logger.warning("ingest worker still busy after %.0f s; stopping anyway", timeout)
-        self._client.disconnect()
-        self._client.loop_stop()
+        self._subscriber.stop(timeout)
         logger.info("MQTT ingest stopped: %s", dict(self._ingestor.counts))
 
-    def _on_connect(
-        self,
-        client: mqtt.Client,
-        _userdata: object,
-        flags: mqtt.ConnectFlags,
-        reason_code: ReasonCode,
-        _properties: Properties | None,
-    ) -> None:
-        if reason_code.is_failure:
-            logger.error("broker refused the connection: %s", reason_code)
-            return
-        with self._generation_lock:
-            self._generation += 1
-        logger.info(
-            "connected to %s:%d (session present: %s)",
-            self._settings.mqtt_host,
-            self._settings.mqtt_port,
-            flags.session_present,
-        )
-        client.subscribe(
-            [
-                (ANSWERS_SUBSCRIPTION, SubscribeOptions(qos=1)),
-                # A resumed session already has the retained statuses; do not replay them.
-                (
-                    STATUS_SUBSCRIPTION,
-                    SubscribeOptions(qos=1, retainHandling=SubscribeOptions.RETAIN_SEND_IF_NEW_SUB),
-                ),
-            ]
-        )
+    # SubscriberHandler: called on the subscriber's I/O thread.
 
-    def _on_disconnect(
-        self,
-        _client: mqtt.Client,
-        _userdata: object,
-        _flags: mqtt.DisconnectFlags,
-        reason_code: ReasonCode,
-        _properties: Properties | None,
-    ) -> None:
-        with self._generation_lock:
-            self._generation += 1
+    def on_connected(self, session_present: bool) -> None:
         self._subscribed.clear()
-        if not self._stopping.is_set():
-            logger.warning("disconnected from the broker (%s); reconnecting", reason_code)
 
-    def _on_subscribe(
-        self,
-        _client: mqtt.Client,
-        _userdata: object,
-        _mid: int,
-        reason_codes: list[ReasonCode],
-        _properties: Properties | None,
-    ) -> None:
-        refused = [str(code) for code in reason_codes if code.is_failure]
+    def on_subscribed(self, refused: Sequence[int]) -> None:
         if refused:
-            logger.error("broker refused the subscriptions: %s", ", ".join(refused))
+            codes = ", ".join(f"0x{code:02x}" for code in refused)
+            logger.error("broker refused the subscriptions: %s", codes)
             return
         self._subscribed.set()
 
-    def _on_message(
-        self, _client: mqtt.Client, _userdata: object, message: mqtt.MQTTMessage
-    ) -> None:
-        # Runs on the network thread, like _on_connect, so the generation read here is current.
-        self._queue.put((self._generation, message))
+    def on_disconnected(self, reason: str) -> None:
+        self._subscribed.clear()
+
+    def on_messages(self, generation: int, messages: list[Message]) -> None:
+        self._queue.put((generation, messages))
+
+    def _check_batches(self) -> None:
+        while (batch := self._next_batch()) and not self._stopping.is_set():
+            try:
+                checked = self._ingestor.check_batch([(m.topic, m.payload) for _, m in batch])
+            except Exception:
+                # A bug rather than bad input (which is dead-lettered): leave the batch
+                # unacknowledged, so that the broker delivers it again on the next connection.
+                logger.exception(
+                    "checking a batch of %d messages failed; not acknowledged", len(batch)
+                )
+                continue
+            if not self._hand_over((batch, checked)):
+                checked.release()
+                return
+        self._hand_over(None)
+
+    def _hand_over(self, item: tuple[list[tuple[int, Message]], CheckedBatch] | None) -> bool:
+        """Waits for the worker to take the previous batch; False if stopping meanwhile."""
+        while not self._stopping.is_set():
+            try:
+                self._checked.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
 
     def _work(self) -> None:
-        while (batch := self._next_batch()) and not self._stopping.is_set():
-            if self._handle_until_committed(batch):
+        while not self._stopping.is_set():
+            try:
+                item = self._checked.get(timeout=0.1)
+            except queue.Empty:
+                continue
+            if item is None:
+                return
+            batch, checked = item
+            try:
+                committed = self._handle_until_committed(checked)
+            finally:
+                checked.release()
+            if committed:
                 self._ack(batch)
 
-    def _next_batch(self) -> list[tuple[int, mqtt.MQTTMessage]]:
-        """Waits for one message, then takes whatever else is already queued; [] when stopping."""
-        item = self._queue.get()
-        if item is None:
-            return []
-        batch = [item]
+    def _next_batch(self) -> list[tuple[int, Message]]:
+        """Waits for one message, then takes whatever else has arrived, up to max_batch; [] when
+        stopping."""
+        batch: list[tuple[int, Message]] = []
         while len(batch) < self._max_batch:
-            try:
-                item = self._queue.get_nowait()
-            except queue.Empty:
-                break
-            if item is None:
-                self._queue.put(None)  # seen again by the next call, after this batch
-                break
-            batch.append(item)
+            if not self._carried:
+                try:
+                    item = self._queue.get(block=not batch)
+                except queue.Empty:
+                    break
+                if item is None:
+                    if batch:
+                        self._queue.put(None)  # seen again by the next call, after this batch
+                    break
+                generation, messages = item
+                self._carried = [(generation, message) for message in messages]
+            room = self._max_batch - len(batch)
+            batch += self._carried[:room]
+            del self._carried[:room]
         return batch
 
-    def _handle_until_committed(self, batch: list[tuple[int, mqtt.MQTTMessage]]) -> bool:
-        messages = [(message.topic, message.payload) for _, message in batch]
+    def _handle_until_committed(self, messages: CheckedBatch) -> bool:
         delay = 0.1
         while not self._stopping.is_set():
             try:
@@ -579,7 +688,9 @@ class MqttIngest:
                 return True
             except SQLAlchemyError:
                 logger.exception(
-                    "storing a batch of %d messages failed; retrying in %.1f s", len(batch), delay
+                    "storing a batch of %d messages failed; retrying in %.1f s",
+                    len(messages),
+                    delay,
                 )
                 self._stopping.wait(delay)
                 delay = min(delay * 2, self._max_retry_delay_s)
@@ -587,13 +698,16 @@ class MqttIngest:
                 # Not a database outage, so retrying now would fail the same way. Leaving the batch
                 # unacknowledged makes the broker deliver it again on the next connection.
                 logger.exception(
-                    "handling a batch of %d messages failed; not acknowledged", len(batch)
+                    "handling a batch of %d messages failed; not acknowledged", len(messages)
                 )
                 return False
         return False
 
-    def _ack(self, batch: list[tuple[int, mqtt.MQTTMessage]]) -> None:
-        with self._generation_lock:
-            for generation, message in batch:
-                if generation == self._generation:
-                    self._client.ack(message.mid, message.qos)
+    def _ack(self, batch: list[tuple[int, Message]]) -> None:
+        by_generation: dict[int, list[int]] = {}
+        for generation, message in batch:
+            if message.packet_id:  # QoS 0 needs no acknowledgement
+                by_generation.setdefault(generation, []).append(message.packet_id)
+        for generation, packet_ids in by_generation.items():
+            # A stale connection's ids are dropped: the broker redelivers those messages.
+            self._subscriber.ack(generation, packet_ids)

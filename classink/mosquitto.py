@@ -66,6 +66,10 @@ class Mosquitto:
     By default it lets anyone in, as a plain development broker. With `password_file` (and
     usually `acl_file`) it admits only known users, each to the topics the ACL grants; `tls` adds a
     TLS listener on `tls_port`. `reload()` makes it re-read the password and ACL files.
+    `gateway_listener` adds the listener gateways use (`gateway_port`, TLS when `tls` is set) on
+    which a client's id is its username (`use_username_as_clientid`), so that one gateway's login
+    cannot take over another gateway's client id and session; central, which connects several
+    clients under one login, stays on the other listeners.
     """
 
     port: int = 0
@@ -75,6 +79,8 @@ class Mosquitto:
     acl_file: Path | None = None
     tls: TlsFiles | None = None
     tls_port: int = 0
+    gateway_listener: bool = False
+    gateway_port: int = 0
     _proc: subprocess.Popen | None = field(default=None, init=False, repr=False)
     _tmp: tempfile.TemporaryDirectory | None = field(default=None, init=False, repr=False)
 
@@ -91,6 +97,7 @@ class Mosquitto:
             f"{user_line}"
             f"listener {self.port} 127.0.0.1\n"
             f"{self._tls_listener()}"
+            f"{self._gateway_listener()}"
             f"{self._auth_config()}"
             "persistence true\n"
             f"persistence_location {self.workdir}/\n"
@@ -105,6 +112,8 @@ class Mosquitto:
             wait_for_port(self.port, timeout, self._proc)
             if self.tls is not None:
                 wait_for_port(self.tls_port, timeout, self._proc)
+            if self.gateway_listener:
+                wait_for_port(self.gateway_port, timeout, self._proc)
         except Exception as exc:
             err = self._proc.stderr.read().decode(errors="replace") if self._proc.stderr else ""
             self.stop()
@@ -122,6 +131,18 @@ class Mosquitto:
             f"keyfile {self.tls.key}\n"
             "tls_version tlsv1.2\n"
         )
+
+    def _gateway_listener(self) -> str:
+        if not self.gateway_listener:
+            return ""
+        self.gateway_port = self.gateway_port or free_port()
+        tls = (
+            f"cafile {self.tls.ca_cert}\ncertfile {self.tls.cert}\nkeyfile {self.tls.key}\n"
+            "tls_version tlsv1.2\n"
+            if self.tls is not None
+            else ""
+        )
+        return f"listener {self.gateway_port} 127.0.0.1\n{tls}use_username_as_clientid true\n"
 
     def _auth_config(self) -> str:
         if self.password_file is None:

@@ -24,6 +24,7 @@ from firmware_bridge import protocol as p
 from firmware_bridge.events import (
     Acknowledged,
     CommandFailed,
+    Dot,
     Event,
     NoteId,
     OfflineChunk,
@@ -146,8 +147,13 @@ class PenSession:
     def receive_data(self, data: bytes, now: float) -> list[Event]:
         self._heard_at, self._status_asked = now, False
         out: list[Event] = []
+        online = self._state is _State.ONLINE
         for event in self.connection.receive_data(data):
-            self._on_event(event, now, out)
+            if online and type(event) is Dot:  # the bulk of a streaming pen's events
+                out.append(event)
+            else:
+                self._on_event(event, now, out)
+                online = self._state is _State.ONLINE
         return out
 
     def tick(self, now: float) -> list[Event]:

@@ -14,14 +14,15 @@ from gateway.outbox import Outbox
 from gateway.pipeline import Pipeline
 from gateway.scoring.recognizer import Recognizer
 from gateway.settings import GatewaySettings
+from gateway.stage_trace import StageTrace
 
 log = logging.getLogger(__name__)
 
 POLL_S = 0.05
 # Each pen streams a frame every ~8 ms: read them in rounds of at least this long, so that a
-# round's fixed work (every pen's timers, idle answers, heartbeats) is paid ~33 times a second
-# rather than at every frame. Adds at most this much latency.
-ROUND_S = 0.03
+# round's fixed work (a read and a decode per pen, idle answers, heartbeats, a journal commit) is
+# paid ~14 times a second rather than at every frame. Adds at most this much latency.
+ROUND_S = 0.07
 
 
 def run(settings: GatewaySettings, stop: threading.Event) -> Pipeline:
@@ -30,6 +31,8 @@ def run(settings: GatewaySettings, stop: threading.Event) -> Pipeline:
     templates = agent.templates()
     outbox = Outbox(settings.outbox_path, agent.outbox_max_bytes)
     uplink = agent.make_uplink(outbox)
+    trace = StageTrace(settings.stage_trace) if settings.stage_trace is not None else None
+    uplink.trace = trace
     registry = agent.registry()
     pipeline = Pipeline(
         site_id=settings.site_id,
@@ -40,6 +43,7 @@ def run(settings: GatewaySettings, stop: threading.Event) -> Pipeline:
         recognizer=Recognizer.load(),
         review_below=settings.review_below,
         idle_s=settings.answer_idle_s,
+        trace=trace,
     )
     hub = SerialHub(settings.serial_ports, f"classink {__version__}", agent.password_for)
     ble = BleThread(f"classink {__version__}", agent.password_for) if settings.ble else None
@@ -60,10 +64,15 @@ def run(settings: GatewaySettings, stop: threading.Event) -> Pipeline:
     try:
         while not stop.is_set():
             round_started = time.monotonic()
-            for link, events in hub.poll(POLL_S):
-                pipeline.on_pen_events(link.device, agent.admit(link.device, events, outbox))
+            # One round's reads from every pen go in together: their strokes share one journal
+            # transaction and the answers they close one outbox transaction (at tick).
+            reads = [
+                (link.device, agent.admit(link.device, events, outbox))
+                for link, events in hub.poll(POLL_S)
+            ]
             for name, events in ble.take_events() if ble is not None else ():
-                pipeline.on_pen_events(name, agent.admit(name, events, outbox))
+                reads.append((name, agent.admit(name, events, outbox)))
+            pipeline.on_round(reads)
             agent.tick(pipeline)
             pipeline.tick()
             # Only now, with their strokes in the outbox, may pens delete offline data.
@@ -94,4 +103,6 @@ def run(settings: GatewaySettings, stop: threading.Event) -> Pipeline:
             dict(pipeline.rejects.counts),
         )
         outbox.close()
+        if trace is not None:
+            trace.close()
     return pipeline

@@ -40,7 +40,7 @@ class PenWatch:
 
     def observe(self, link: str, events: list[Event]) -> None:
         for event in events:
-            if isinstance(event, Dot | LatticeFrame):
+            if type(event) is Dot or isinstance(event, LatticeFrame):
                 self.dots += 1
             elif isinstance(event, PenInfo):
                 self.pens[link] = PenState(event.pen_id)

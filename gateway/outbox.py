@@ -22,7 +22,6 @@ drops a scored answer (protocol_specs/mqtt.md, "Outbox bound"):
 
 from __future__ import annotations
 
-import json
 import logging
 import sqlite3
 import threading
@@ -32,11 +31,14 @@ from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
 
+import orjson
+
 from firmware_bridge.events import Event
 from firmware_bridge.session import OfflineBatch
 
 log = logging.getLogger(__name__)
 
+NUMPY = orjson.OPT_SERIALIZE_NUMPY  # numpy scalars in a payload are written as numbers
 HIGH_SHARE = 0.8  # of max_bytes: from here on, telemetry is refused
 ANSWER = "answer"
 TELEMETRY = "telemetry"
@@ -85,6 +87,16 @@ class OutboxCounts:
 
 
 @dataclass(frozen=True)
+class Pending:
+    """An answer to append: its payload is built inside the transaction that numbers it."""
+
+    topic: str
+    build: Callable[[int, str], dict]
+    settles: Iterable[OfflineStrokeId] = ()
+    unjournal: Iterable[int] = ()
+
+
+@dataclass(frozen=True)
 class OutboxRow:
     seq: int
     event_id: str
@@ -128,28 +140,37 @@ class Outbox:
         if kind != ANSWER and self._pressure is not Pressure.OK:
             self.counts.refused_telemetry += 1
             raise OutboxFull(f"outbox {self._pressure}: telemetry refused, answers kept")
-        event_id = str(uuid.uuid4())
+        return self.append_many([Pending(topic, build, settles, unjournal)])[0]
+
+    def append_many(self, events: list[Pending]) -> list[OutboxRow]:
+        """Store events in one transaction (one fsync for a poll round's answers), in order, each
+        with its offline strokes settled and its journaled strokes deleted; all or none."""
+        rows: list[OutboxRow] = []
         with self._lock:
             self._db.execute("BEGIN IMMEDIATE")
             try:
                 (seq,) = self._db.execute("SELECT value FROM meta WHERE key='next_seq'").fetchone()
-                payload = json.dumps(build(seq, event_id), separators=(",", ":")).encode()
-                self._db.execute(
-                    "INSERT INTO outbox (seq, event_id, topic, payload) VALUES (?, ?, ?, ?)",
-                    (seq, event_id, topic, payload),
-                )
-                self._db.execute("UPDATE meta SET value = ? WHERE key='next_seq'", (seq + 1,))
-                self._insert_settled(settles)
-                self._delete_journaled(unjournal)
+                for event in events:
+                    event_id = str(uuid.uuid4())
+                    payload = orjson.dumps(event.build(seq, event_id), option=NUMPY)
+                    self._db.execute(
+                        "INSERT INTO outbox (seq, event_id, topic, payload) VALUES (?, ?, ?, ?)",
+                        (seq, event_id, event.topic, payload),
+                    )
+                    self._insert_settled(event.settles)
+                    self._delete_journaled(event.unjournal)
+                    rows.append(OutboxRow(seq, event_id, event.topic, payload))
+                    seq += 1
+                self._db.execute("UPDATE meta SET value = ? WHERE key='next_seq'", (seq,))
                 self._db.execute("COMMIT")
             except BaseException:
                 self._rollback()
                 raise
-            self._bytes += len(payload)
+            self._bytes += sum(len(r.payload) for r in rows)
             self._note_pressure()
         with self._added:
             self._added.notify_all()
-        return OutboxRow(seq, event_id, topic, payload)
+        return rows
 
     def settled(self, pen_id: str, keys: Iterable[str]) -> set[str]:
         """Which of these offline strokes of the pen are settled already."""
@@ -184,18 +205,27 @@ class Outbox:
         return [OutboxRow(*r) for r in rows]
 
     def remove(self, seqs: Iterable[int]) -> None:
-        batch = [(s,) for s in seqs]
-        if not batch:
+        wanted = list(seqs)
+        if not wanted:
             return
         with self._lock:
             self._db.execute("BEGIN IMMEDIATE")
             freed = 0
-            for (seq,) in batch:
-                row = self._db.execute(
-                    "DELETE FROM outbox WHERE seq = ? RETURNING LENGTH(payload)", (seq,)
-                ).fetchone()
-                freed += row[0] if row else 0
-            self._db.execute("COMMIT")
+            try:
+                for i in range(0, len(wanted), 500):  # SQLite caps the number of parameters
+                    batch = wanted[i : i + 500]
+                    marks = ",".join("?" * len(batch))
+                    freed += sum(
+                        size
+                        for (size,) in self._db.execute(
+                            f"DELETE FROM outbox WHERE seq IN ({marks}) RETURNING LENGTH(payload)",
+                            batch,
+                        )
+                    )
+                self._db.execute("COMMIT")
+            except BaseException:
+                self._rollback()
+                raise
             self._bytes -= freed
             self._note_pressure()
 

@@ -23,18 +23,21 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 import numpy as np
+import orjson
+from ext.strokejson import points_json
 
 from firmware_bridge.events import Dot, Event, EventGap, OfflineStroke, PenInfo, Rejected
 from firmware_bridge.session import LinkLost, OfflineBatch
 from gateway import stroke_journal
 from gateway.answers import Answer, AnswerAssembler
 from gateway.lattice_frames import as_coordinate_events
-from gateway.outbox import Outbox
+from gateway.outbox import Outbox, Pending
 from gateway.rejects import Rejects
 from gateway.scoring.marking import read_mark, split_roster
 from gateway.scoring.read import read_region
 from gateway.scoring.recognizer import Recognizer
 from gateway.scoring.score import Score, score
+from gateway.stage_trace import StageTrace
 from gateway.strokes import PEN_UNIT_MM, Stroke, StrokeAssembler
 from gateway.templates import TemplateIndex
 from gateway.uplink import topic
@@ -63,6 +66,7 @@ class Pipeline:
     idle_s: float = 2.5
     rejects: Rejects = field(default_factory=Rejects)
     stats: PipelineStats = field(default_factory=PipelineStats)
+    trace: StageTrace | None = None  # per-answer stage times, for bench.classroom
 
     def __post_init__(self) -> None:
         self._answers = AnswerAssembler(idle_s=self.idle_s)
@@ -77,15 +81,41 @@ class Pipeline:
         # Student ids read from student_id boxes, by (pen, page): used when nothing else says
         # whose answers a pen writes.
         self._written_ids: dict[tuple[str, str], str] = {}
-        self._unstored: list[tuple[Answer, Callable[[int, str], dict]]] = []  # no room on disk
+        # Finalised answers (with their wall-clock time) not in the outbox yet: stored at the
+        # next tick, or held back while the disk has no room.
+        self._unstored: list[tuple[Answer, Callable[[int, str], dict], float]] = []
+        self._fresh = False  # answers were finalised since the last store
         self._retry_at = 0.0
         self._loud_at = 0.0
 
     def on_pen_events(self, link: str, events: list[Event], now: float | None = None) -> None:
+        self.on_round([(link, events)], now)
+        self._store_waiting()
+
+    def on_round(self, reads: list[tuple[str, list[Event]]], now: float | None = None) -> None:
+        """One poll round's reads from every pen: the strokes they finish are journaled in one
+        transaction, then used. Answers they close are queued; tick() stores them (the daemon
+        calls it after every round), so that a round's answers share one transaction too."""
         now = time.monotonic() if now is None else now
         finished: list[Stroke] = []  # journaled together, then fed on
-        inked: str | None = None  # a pen whose unfinished stroke got dots in this batch
+        inked: list[str] = []  # pens whose unfinished stroke got dots in this round
+        for link, events in reads:
+            if self._read(link, events, finished, now):
+                inked.append(self._pen_of_link[link])
+        self._journal_and_feed(finished, now)
+        for pen_id in inked:
+            self._answers.inked(pen_id, now)
+
+    def _read(self, link: str, events: list[Event], finished: list[Stroke], now: float) -> bool:
+        """Strokes the link's events finish go to `finished`; True when the pen is mid-stroke."""
+        inked = False
         for event in as_coordinate_events(events):
+            if type(event) is Dot:  # the hot path first: thousands a second
+                pen_id = self._pen_of_link.get(link)
+                if pen_id is not None:
+                    self._assemblers[pen_id].dot(event)
+                    inked = True
+                    continue
             if isinstance(event, PenInfo):
                 self._pen_of_link[link] = event.pen_id
                 self._assemblers[event.pen_id] = StrokeAssembler(event.pen_id)
@@ -122,18 +152,15 @@ class Pipeline:
                 )
                 continue
             if isinstance(event, OfflineBatch):
+                # Strokes streamed before the batch are used before it, as they were written.
                 self._journal_and_feed(finished, now)
-                finished = []
+                finished.clear()
                 self._on_offline_batch(link, pen_id, event, now)
                 continue
             stroke = self._assemblers[pen_id].feed(event)
             if stroke is not None:
                 finished.append(stroke)
-            elif isinstance(event, Dot):
-                inked = pen_id
-        self._journal_and_feed(finished, now)
-        if inked is not None:
-            self._answers.inked(inked, now)
+        return inked
 
     def replay_journal(self, now: float | None = None) -> int:
         """At start-up: feed the strokes a previous run journaled but never settled, in order."""
@@ -141,6 +168,7 @@ class Pipeline:
         rows = self.outbox.journaled()
         for journal_id, blob in rows:
             self._on_stroke(stroke_journal.decode(journal_id, blob), now)
+        self._store_waiting()
         self.stats.replayed += len(rows)
         if rows:
             log.info("replayed %d journaled strokes into open answers", len(rows))
@@ -242,17 +270,20 @@ class Pipeline:
         self._settled(strokes)
 
     def tick(self, now: float | None = None) -> None:
-        """Finalise answers whose box has been left alone for the idle time."""
+        """Finalise answers whose box has been left alone for the idle time, and store those
+        finalised since the last tick."""
         now = time.monotonic() if now is None else now
-        if self._unstored and now >= self._retry_at:
-            self._retry_at = now + 1.0
-            self._store_waiting()
         for answer in self._answers.due(now):
             self._emit(answer)
+        if self._fresh or (self._unstored and now >= self._retry_at):
+            if not self._fresh:  # only retries after a storage failure wait their turn
+                self._retry_at = now + 1.0
+            self._store_waiting()
 
     def flush(self) -> None:
         for answer in self._answers.flush():
             self._emit(answer)
+        self._store_waiting()
 
     def _on_stroke(self, stroke: Stroke, now: float) -> None:
         self.stats.strokes += 1
@@ -359,26 +390,50 @@ class Pipeline:
         self._store(answer, build)
 
     def _store(self, answer: Answer, build: Callable[[int, str], dict]) -> None:
-        self._unstored.append((answer, build))
-        self._store_waiting()
+        self._unstored.append((answer, build, time.time()))
+        self._fresh = True
 
     def _store_waiting(self) -> None:
         """Append answers in the order they were finalised, each with its strokes settled and
-        dropped from the journal in the same transaction. One that cannot be stored (a full disk)
-        holds back those after it, so that seq keeps each pen's order; tick() tries again."""
-        while self._unstored:
-            answer, build = self._unstored[0]
-            journaled = [s.journal_id for s in answer.strokes if s.journal_id is not None]
-            settles = [(s.pen_id, s.key) for s in answer.strokes]
-            try:
-                self.outbox.append(self._topic, build, settles, unjournal=journaled)
-            except sqlite3.Error as exc:
-                self._storage_failed(f"answer {answer.pen_id} {answer.region.question_id}", exc)
-                return
-            self._unstored.pop(0)
+        dropped from the journal in the same transaction: all waiting answers in one transaction,
+        else (a full disk, say) one by one. One that cannot be stored holds back those after it,
+        so that seq keeps each pen's order; tick() tries again."""
+        self._fresh = False
+        if not self._unstored:
+            return
+        try:
+            self._append(len(self._unstored))
+        except sqlite3.Error:
+            while self._unstored:
+                try:
+                    self._append(1)
+                except sqlite3.Error as exc:
+                    answer = self._unstored[0][0]
+                    self._storage_failed(f"answer {answer.pen_id} {answer.region.question_id}", exc)
+                    return
+
+    def _append(self, count: int) -> None:
+        """The first `count` waiting answers into the outbox, in one transaction."""
+        waiting = self._unstored[:count]
+        rows = self.outbox.append_many(
+            [
+                Pending(
+                    self._topic,
+                    build,
+                    [(s.pen_id, s.key) for s in answer.strokes],
+                    [s.journal_id for s in answer.strokes if s.journal_id is not None],
+                )
+                for answer, build, _ in waiting
+            ]
+        )
+        del self._unstored[:count]
+        committed = time.time()
+        for (answer, _, final), row in zip(waiting, rows, strict=True):
             for s in answer.strokes:
                 s.journal_id = None
             self._settled(answer.strokes)
+            if self.trace is not None:
+                self.trace.stored(row.event_id, final, committed)
 
     def _student_of(self, answer: Answer, label: str, scored: Score) -> str | None:
         """Whose answer: the booklet's student, else the pen's on the roster, else the id this
@@ -390,13 +445,9 @@ class Pipeline:
 
 
 def _stroke_json(s: Stroke) -> dict:
-    # Whole columns at once: a classroom's strokes are thousands of points a second.
-    xy = np.round(s.points[:, :2], 2).tolist()
-    dt_force = s.points[:, 2:].astype(np.int64).tolist()
-    out: dict = {
-        "t0_ms": s.t0_ms,
-        "points": [[x, y, dt, f] for (x, y), (dt, f) in zip(xy, dt_force, strict=True)],
-    }
+    # Formatted in C and embedded as is: a classroom's strokes are thousands of points a second.
+    points = np.ascontiguousarray(s.points, dtype=np.float64)
+    out: dict = {"t0_ms": s.t0_ms, "points": orjson.Fragment(points_json(points))}
     if s.offline_key:
         out["offline"] = True
     return out

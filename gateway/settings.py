@@ -52,6 +52,9 @@ class GatewaySettings(BaseSettings):
     answer_idle_s: float = Field(
         2.5, gt=0, description="seconds without a stroke that end an answer"
     )
+    stage_trace: Path | None = Field(
+        None, description="write each answer's stage times here (gateway/stage_trace.py)"
+    )
 
     @classmethod
     def settings_customise_sources(

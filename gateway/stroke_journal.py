@@ -10,10 +10,10 @@ what is left, in order, so the open answers are rebuilt as they were.
 
 from __future__ import annotations
 
-import json
 import struct
 
 import numpy as np
+import orjson
 
 from gateway.strokes import Stroke
 
@@ -21,23 +21,22 @@ _HEADER = struct.Struct("<I")  # length of the JSON head; the points follow as f
 
 
 def encode(stroke: Stroke) -> bytes:
-    head = json.dumps(
+    head = orjson.dumps(
         {
             "pen_id": stroke.pen_id,
             "address": stroke.address,
             "t0_ms": stroke.t0_ms,
             "end_ms": stroke.end_ms,
             "offline_key": stroke.offline_key,
-        },
-        separators=(",", ":"),
-    ).encode()
+        }
+    )
     points = np.ascontiguousarray(stroke.points, dtype="<f8")
     return _HEADER.pack(len(head)) + head + points.tobytes()
 
 
 def decode(journal_id: int, blob: bytes) -> Stroke:
     (size,) = _HEADER.unpack_from(blob)
-    head = json.loads(blob[_HEADER.size : _HEADER.size + size])
+    head = orjson.loads(blob[_HEADER.size : _HEADER.size + size])
     points = np.frombuffer(blob, dtype="<f8", offset=_HEADER.size + size).reshape(-1, 4).copy()
     return Stroke(
         head["pen_id"],

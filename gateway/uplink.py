@@ -29,6 +29,7 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
 from gateway.outbox import Outbox
+from gateway.stage_trace import StageTrace
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +39,9 @@ RETRY_REFUSED_AFTER_S = 5.0
 NO_SUBSCRIBERS = 0x10  # PUBACK reason code (MQTT v5 §3.4.2.1)
 RECONNECT_MIN_S = 1.0
 RECONNECT_MAX_S = 60.0
+# Acknowledged rows are deleted together this often (one transaction, one fsync): deleting late
+# only means a row might be sent again after a crash, which central's dedupe absorbs.
+REMOVE_EVERY_S = 0.25
 
 
 def topic(site_id: str, gateway_id: str, kind: str) -> str:
@@ -94,6 +98,7 @@ class Uplink:
     on_config: Callable[[bytes], None] | None = None
     backoff: Backoff = field(default_factory=Backoff)
     stats: UplinkStats = field(default_factory=UplinkStats)
+    trace: StageTrace | None = None  # per-answer stage times, for bench.classroom
 
     def __post_init__(self) -> None:
         self._status_topic = topic(self.site_id, self.gateway_id, "status")
@@ -118,9 +123,11 @@ class Uplink:
         self.client.on_disconnect = self._on_disconnect
         self.client.on_publish = self._on_publish
         self.client.on_message = self._on_message
-        self._acks: queue.SimpleQueue[tuple[int, bool]] = queue.SimpleQueue()
-        self._inflight: dict[int, int] = {}  # mid -> seq
+        self._acks: queue.SimpleQueue[tuple[int, bool, float]] = queue.SimpleQueue()
+        self._inflight: dict[int, tuple[int, str]] = {}  # mid -> seq, event id
         self._refused: list[tuple[float, int]] = []
+        self._acked: list[int] = []  # acknowledged seqs not yet deleted from the outbox
+        self._removed_at = 0.0
         self._sent_up_to = 0
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="uplink", daemon=True)
@@ -191,7 +198,8 @@ class Uplink:
         # "No matching subscribers" is a success code, yet nobody will ever get the message: a
         # broker restarted from its persistence routes nothing to offline sessions until they
         # reconnect (Mosquitto 2.0), so central is not listening yet. The row stays, for a retry.
-        self._acks.put((mid, reason_code.is_failure or reason_code.value == NO_SUBSCRIBERS))
+        failed = reason_code.is_failure or reason_code.value == NO_SUBSCRIBERS
+        self._acks.put((mid, failed, time.time()))
 
     def _on_message(self, client, userdata, message) -> None:
         if message.topic == self._config_topic and self.on_config is not None:
@@ -223,6 +231,14 @@ class Uplink:
             sent = self._send_more()
             if not sent:
                 self.outbox.wait_for_new(0.05)
+        self._settle_acks()
+        self._remove_acked()
+
+    def _remove_acked(self) -> None:
+        self._removed_at = time.monotonic()
+        acked, self._acked = self._acked, []
+        self.outbox.remove(acked)
+        self.stats.acknowledged += len(acked)
 
     def _send_more(self) -> int:
         room = WINDOW - len(self._inflight)
@@ -236,7 +252,9 @@ class Uplink:
             rows = self.outbox.pending(self._sent_up_to, room)
         for row in rows:
             info = self.client.publish(row.topic, row.payload, qos=1)
-            self._inflight[info.mid] = row.seq
+            self._inflight[info.mid] = (row.seq, row.event_id)
+            if self.trace is not None:
+                self.trace.published(row.event_id)
             self._sent_up_to = max(self._sent_up_to, row.seq)
             self.stats.published += 1
         return len(rows)
@@ -245,14 +263,15 @@ class Uplink:
         done: list[int] = []
         while True:
             try:
-                mid, failed = self._acks.get_nowait()
+                mid, failed, acked_at = self._acks.get_nowait()
             except queue.Empty:
                 break
             # publish() returns before this thread settles acks, so an unknown mid is a status
             # message's ack, which needs no bookkeeping.
-            seq = self._inflight.pop(mid, None)
-            if seq is None:
+            sent = self._inflight.pop(mid, None)
+            if sent is None:
                 continue
+            seq, event_id = sent
             if failed:
                 # The broker refused it (e.g. not authorised): keep it, say so, retry later.
                 self.stats.refused += 1
@@ -260,8 +279,11 @@ class Uplink:
                 self._refused.append((time.monotonic() + RETRY_REFUSED_AFTER_S, seq))
             else:
                 done.append(seq)
-        self.outbox.remove(done)
-        self.stats.acknowledged += len(done)
+                if self.trace is not None:
+                    self.trace.acknowledged(event_id, acked_at)
+        self._acked += done
+        if time.monotonic() - self._removed_at >= REMOVE_EVERY_S or len(self._acked) >= WINDOW:
+            self._remove_acked()
 
     def _status(self, state: str, reason: str, at: str | None) -> bytes:
         return json.dumps(

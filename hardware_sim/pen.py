@@ -146,6 +146,7 @@ class WrittenStroke:
     paper: Sent | None = None
     cut: str = ""  # why the stroke ended early: "link" or "power"
     up_wall: float | None = None  # time.time() when its PenUp went out (streamed strokes)
+    down_wall: float | None = None  # time.time() when its PenDown went out (streamed strokes)
 
     @property
     def delivered(self) -> list[tuple[float, float]]:
@@ -463,6 +464,7 @@ class SimPen:
             for k in range(HOVERS):  # the nib coming down onto the page
                 self._event(pen_wire.hover(self._next(), 8, x + 3 - k, y - 2 + k), "hover")
         record.pen_down = self._event(pen_wire.pen_down(self._next(), time_ms), "down")
+        record.down_wall = time.time()
         if self.camera is None:  # a lattice-camera pen sends no PaperInfo: the page is in the dots
             frame = pen_wire.paper_info(self._next(), p.section, p.owner, p.note, p.page)
             record.paper = self._event(frame, "paper")

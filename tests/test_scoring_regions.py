@@ -101,11 +101,17 @@ def test_a_number_is_split_into_digits_and_its_confidence_is_the_product(recogni
     one = confident(recognizer, "digit", "1", 1)[0]
     too_long = read(recognizer, "q2", side_by_side(fours[0], twos[0], one, twos[1], at=(112, 70)))
     assert (too_long.outcome, too_long.reason) == ("review", "too_many_digits")
-    # Two digits written into each other: one character too wide to be one digit.
+    # Two digits written into each other: one character, cut in two (gateway.scoring.split).
     joined = side_by_side(fours[0], twos[0], at=(115, 70), gap=-2.0)
     assert len(characters(joined)) == 1
     merged = read(recognizer, "q2", joined)
-    assert (merged.outcome, merged.reason) == ("review", "run_together")
+    assert (merged.label, merged.outcome) == ("42", "read")
+    # With no room left for another digit, the too-wide character is not cut: review.
+    full = side_by_side(one, one, at=(112, 70)) + side_by_side(
+        fours[0], twos[0], at=(130, 70), gap=-2.0
+    )
+    crowded = read(recognizer, "q2", full)
+    assert (crowded.outcome, crowded.reason) == ("review", "run_together")
 
 
 def test_several_choices_are_read_in_order_and_a_repeat_is_reviewed(recognizer):

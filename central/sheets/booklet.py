@@ -126,6 +126,12 @@ def print_booklets(
     canvas.setSubject(f"classink booklets for exam {template.template_id}")
     canvas.setCreator("classink sheets print")
     dots = DotLayer(canvas)
+    points = {
+        r.question_id: r.points
+        for page in template.pages
+        for r in page.regions
+        if r.points is not None
+    }
     for booklet in booklets:
         for number, printed in enumerate(booklet.pages, start=1):
             width_mm, height_mm = printed.template_page.size_mm
@@ -139,7 +145,7 @@ def print_booklets(
                 page_count=len(booklet.pages),
                 template_id=template.template_id,
             )
-            draw_layout(canvas, printed.template_page, heading, face)
+            draw_layout(canvas, printed.template_page, heading, face, points)
             area = printed.area
             # Dots go last, on top: printers that do not overprint would otherwise knock the
             # carbon dots out wherever the layout ink lies, leaving holes the pen cannot read.

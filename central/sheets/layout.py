@@ -3,6 +3,13 @@
 The pen camera sees in the infrared, where carbon black (K) absorbs and cyan, magenta and yellow
 inks do not; so everything here is drawn in CMYK with K = 0 and only the dot pattern uses K.
 Positions follow the template: millimetres from the page's top-left corner, y down the page.
+
+Every region kind of protocol_specs/exam-template.md is drawn as its box and question id; besides:
+`choice` and `choices` get the letters A-D beside the box, `mark` a tick / cross hint, `bubble`
+one circle per option (the ellipse inscribed in the option's box, which is what the reader
+measures) with the option's name inside in light ink (the question id then goes left of the
+box, clear of the first bubble), and `score` the caption "score" at its top
+and "/ N" (the scored question's points) at its bottom right, for the teacher.
 """
 
 from __future__ import annotations
@@ -31,6 +38,8 @@ HINT_SIZE = 8.0
 LABEL_SIZE = 6.0
 CHOICES = "ABCD"
 MARK_HINT = "\u2713 / \u2717"  # ✓ / ✗: reportlab draws them from ZapfDingbats
+BUBBLE_LINE_MM = 0.3
+SCORE_CAPTION = "score"
 
 
 @dataclass(frozen=True)
@@ -119,9 +128,21 @@ class _Page:
     def box(self, x: float, y: float, w: float, h: float) -> None:
         self.c.rect(x * mm, (self.height - y - h) * mm, w * mm, h * mm, stroke=1, fill=0)
 
+    def ellipse(self, x: float, y: float, w: float, h: float) -> None:
+        """The ellipse inscribed in the box with top-left (x, y) and size w x h."""
+        top = self.height - y
+        self.c.ellipse(x * mm, (top - h) * mm, (x + w) * mm, top * mm, stroke=1, fill=0)
 
-def draw_layout(canvas: Canvas, page: Page, heading: Heading, face: Typeface) -> None:
-    """Draw the page's heading, prompts and answer boxes in layout ink."""
+
+def draw_layout(
+    canvas: Canvas,
+    page: Page,
+    heading: Heading,
+    face: Typeface,
+    points: dict[str, float] | None = None,
+) -> None:
+    """Draw the page's heading, prompts and answer boxes in layout ink; `points` gives each
+    question's points (the whole template's), printed as the maximum in its score box."""
     p = _Page(canvas, page.size_mm, face)
     canvas.saveState()
     canvas.setFillColor(INK)
@@ -141,7 +162,7 @@ def draw_layout(canvas: Canvas, page: Page, heading: Heading, face: Typeface) ->
         next_top = rows[k + 1][0].box_mm[1] if k + 1 < len(rows) else p.height - 10
         _draw_prompts(p, row, next_top)
         for region in row:
-            _draw_region(p, region, row)
+            _draw_region(p, region, row, points or {})
     canvas.restoreState()
 
 
@@ -190,14 +211,19 @@ def _draw_prompts(p: _Page, row: list[Region], next_top: float) -> None:
         baseline += 0.4 * leading
 
 
-def _draw_region(p: _Page, region: Region, row: list[Region]) -> None:
+def _draw_region(p: _Page, region: Region, row: list[Region], points: dict[str, float]) -> None:
     x, y, w, h = region.box_mm
     p.box(x, y, w, h)
-    p.text(x + 0.8, y + 0.8 + _mm(LABEL_SIZE) * 0.75, region.question_id, LABEL_SIZE, bold=True)
+    label_baseline = y + 0.8 + _mm(LABEL_SIZE) * 0.75
+    if region.kind == "bubble":
+        # Inside, the id would sit on the first bubble: it goes in the gap left of the box.
+        p.text(x - 0.6, label_baseline, region.question_id, LABEL_SIZE, bold=True, align="right")
+    else:
+        p.text(x + 0.8, label_baseline, region.question_id, LABEL_SIZE, bold=True)
     neighbours = [r.box_mm[0] for r in row if r.box_mm[0] > x]
     room = min(neighbours, default=p.width - MARGIN_MM / 2) - (x + w)
     p.c.setFillColor(HINT_INK)
-    if region.kind == "choice":
+    if region.kind in ("choice", "choices"):
         if room >= 5.0:
             for k, letter in enumerate(CHOICES):
                 baseline = y + h * (k + 0.5) / len(CHOICES) + _mm(HINT_SIZE) * 0.35
@@ -212,4 +238,30 @@ def _draw_region(p: _Page, region: Region, row: list[Region]) -> None:
             p.text(x + w + 1.5, y + h / 2 + _mm(HINT_SIZE) * 0.35, MARK_HINT, HINT_SIZE)
         else:
             p.text(x + w / 2, y + h + 3.2, MARK_HINT, HINT_SIZE, align="centre")
+    elif region.kind == "bubble":
+        _draw_bubbles(p, region)
+    elif region.kind == "score":
+        _draw_score_box(p, region, points)
     p.c.setFillColor(INK)
+
+
+def _draw_bubbles(p: _Page, region: Region) -> None:
+    p.c.setLineWidth(BUBBLE_LINE_MM * mm)
+    for name, (bx, by, bw, bh) in (region.options_mm or {}).items():
+        p.c.setStrokeColor(INK)
+        p.ellipse(bx, by, bw, bh)
+        size = min(HINT_SIZE, _mm_to_points(min(bw, bh)) * 0.6)
+        p.text(bx + bw / 2, by + bh / 2 + _mm(size) * 0.35, name, size, bold=True, align="centre")
+    p.c.setLineWidth(BOX_LINE_MM * mm)
+
+
+def _draw_score_box(p: _Page, region: Region, points: dict[str, float]) -> None:
+    x, y, w, h = region.box_mm
+    p.text(x + w / 2, y + 0.8 + _mm(LABEL_SIZE) * 0.75, SCORE_CAPTION, LABEL_SIZE, align="centre")
+    maximum = region.points if region.points is not None else points.get(region.scores or "")
+    if maximum is not None:
+        p.text(x + w - 0.8, y + h - 1.0, f"/ {maximum:g}", HINT_SIZE, bold=True, align="right")
+
+
+def _mm_to_points(length_mm: float) -> float:
+    return length_mm * mm

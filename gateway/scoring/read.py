@@ -2,16 +2,18 @@
 
 Every reading has a label and a confidence. Answers of several characters (numbers, student ids,
 several choices, a teacher's score) are split into characters (`segment.characters`), each read by
-the single-character model, and the confidence is the **product** of the characters' confidences:
+the single-character model (a digit group that may be two digits run together is also tried cut in
+two, `split.read_group`), and the confidence is the **product** of the characters' confidences:
 the probability that every character is right if their errors are independent, so one doubtful
-digit is enough to send the whole number for review.
+digit is enough to send the whole number for review (times `split.CUT_CONFIDENCE` per cut made).
 
 Outcomes besides an ordinary reading:
 - `blank`: only a touch of the pen (segment.Ink.blank), or a bubble region with no bubble filled;
 - `review`, with a reason, when no reading should be scored whatever the confidence: a scribble,
   two answers in a single-answer box, a bubble neither empty nor filled, more (or, for a student
-  id, other) digits than the region has, characters run together, a letter chosen twice, a free
-  response (always for a person).
+  id, other) digits than the region has, characters run together, a letter chosen twice, a
+  straight line where a letter A-D should be (`segment.straight_line`), a free response (always
+  for a person).
 """
 
 from __future__ import annotations
@@ -24,13 +26,14 @@ from typing import Literal
 import numpy as np
 
 from gateway.scoring.bubbles import read_bubbles
-from gateway.scoring.recognizer import Recognizer
-from gateway.scoring.segment import Ink, characters, ink_extent
-from gateway.templates import Region
+from gateway.scoring.recognizer import Prediction, Recognizer
+from gateway.scoring.segment import Ink, characters, ink_extent, straight_line
+from gateway.scoring.split import CUT_CONFIDENCE, read_group
+from gateway.templates import MAX_NUMBER_DIGITS, Region
 
-# A character wider than this times its height is taken for two written into each other. About 1 %
-# of pendigits digits and 3 % of UNIPEN's are that wide alone, and go to review; two digits that
-# run together and stay narrower (11, 17) are read as one: the limit of splitting by x-projection.
+# A character wider than this times its height, even after `split.read_group` tried cutting it, is
+# taken for two written into each other and goes to review. About 1 % of pendigits digits and 3 %
+# of UNIPEN's are that wide alone.
 RUN_TOGETHER = 1.3
 # Which single-character model reads each kind's characters.
 CHARACTER_FIELD = {
@@ -80,10 +83,19 @@ def read_region(
         return Reading("scribble", 0.0, "review", "scribble")
     chars = characters(strokes)
     field = CHARACTER_FIELD[kind]
-    parts = [recognizer.predict(field, c) for c in chars]
-    confidence = math.prod(p.confidence for p in parts)
+    cuts = 0
+    if kind in SINGLE or field != "digit":
+        parts = [recognizer.predict(field, c) for c in chars]
+    else:
+        cut_from = len(chars)
+        chars, parts = _read_digits(recognizer, region, chars)
+        cuts = len(chars) - cut_from
+    # A cut may be wrong even when both sides read well: each counts as one more doubt.
+    confidence = math.prod(p.confidence for p in parts) * CUT_CONFIDENCE**cuts
     joiner = "+" if field == "mark" else ""
     label = joiner.join(p.label for p in parts)
+    if field == "choice" and any(straight_line(c) for c in chars):
+        return Reading(label, confidence, "review", "not_a_letter")
     if kind in SINGLE:
         if len(parts) > 1:
             return Reading(label, confidence, "review", "two_answers")
@@ -100,6 +112,22 @@ def read_region(
     if kind == "number" and region.digits is not None and len(label) > region.digits:
         return Reading(label, confidence, "review", "too_many_digits")
     return Reading(label, confidence)
+
+
+def _read_digits(
+    recognizer: Recognizer, region: Region, chars: list[list[np.ndarray]]
+) -> tuple[list[list[np.ndarray]], list[Prediction]]:
+    """Each group read as one digit or, while the region has room for more, maybe as two."""
+    count = len(chars)
+    out_chars: list[list[np.ndarray]] = []
+    out_parts: list[Prediction] = []
+    for c in chars:
+        room = (region.digits or MAX_NUMBER_DIGITS) - count
+        group = read_group(recognizer, "digit", c, room)
+        count += len(group) - 1
+        out_chars += [part.strokes for part in group]
+        out_parts += [part.prediction for part in group]
+    return out_chars, out_parts
 
 
 def _run_together(strokes: list[np.ndarray]) -> bool:

@@ -1,12 +1,13 @@
 """Recognise one handwritten answer with the shipped models, in numpy only.
 
 The gateway does not install scikit-learn: training exports each field's model as plain arrays
-(standardisation, weights, bias, calibrated temperature, labels) in `models/<field>.npz`, and this
-module is all that is needed to use them.
+(standardisation, an optional hidden ReLU layer, output weights and bias, calibrated temperature,
+labels) in `models/<field>.npz`, and this module is all that is needed to use them.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,7 +28,11 @@ class Prediction:
 
 @dataclass(frozen=True)
 class FieldModel:
-    """A calibrated linear softmax classifier over standardised features."""
+    """A calibrated softmax classifier over standardised features.
+
+    Linear when `hidden_weights` has no columns; otherwise one hidden ReLU layer comes first and
+    `weights` maps its units, not the features, to the classes.
+    """
 
     labels: tuple[str, ...]
     mean: np.ndarray
@@ -35,6 +40,14 @@ class FieldModel:
     weights: np.ndarray
     bias: np.ndarray
     temperature: float
+    hidden_weights: np.ndarray = dataclasses.field(
+        default_factory=lambda: np.zeros((FEATURE_SIZE, 0))
+    )
+    hidden_bias: np.ndarray = dataclasses.field(default_factory=lambda: np.zeros(0))
+
+    @property
+    def hidden_units(self) -> int:
+        return int(self.hidden_bias.shape[0])
 
     @classmethod
     def load(cls, path: Path) -> FieldModel:
@@ -46,14 +59,26 @@ class FieldModel:
                 weights=z["weights"].astype(np.float64),
                 bias=z["bias"].astype(np.float64),
                 temperature=float(z["temperature"]),
+                # Files from before the hidden layer existed hold a linear model.
+                hidden_weights=(
+                    z["hidden_weights"].astype(np.float64)
+                    if "hidden_weights" in z
+                    else np.zeros((FEATURE_SIZE, 0))
+                ),
+                hidden_bias=(
+                    z["hidden_bias"].astype(np.float64) if "hidden_bias" in z else np.zeros(0)
+                ),
             )
-        if model.mean.shape != (FEATURE_SIZE,) or model.weights.shape != (
-            FEATURE_SIZE,
-            len(model.labels),
+        inputs = model.hidden_units or FEATURE_SIZE
+        if (
+            model.mean.shape != (FEATURE_SIZE,)
+            or model.hidden_weights.shape != (FEATURE_SIZE, model.hidden_units)
+            or model.weights.shape != (inputs, len(model.labels))
         ):
             raise ValueError(
-                f"{path} was trained on other features (weights {model.weights.shape}, expected "
-                f"({FEATURE_SIZE}, {len(model.labels)})): run `classink scoring train` again"
+                f"{path} was trained on other features (hidden {model.hidden_weights.shape}, "
+                f"weights {model.weights.shape}, {FEATURE_SIZE} features expected): "
+                "run `classink scoring train` again"
             )
         return model
 
@@ -68,11 +93,16 @@ class FieldModel:
             weights=self.weights.astype(np.float32),
             bias=self.bias.astype(np.float32),
             temperature=np.float64(self.temperature),
+            hidden_weights=self.hidden_weights.astype(np.float32),
+            hidden_bias=self.hidden_bias.astype(np.float32),
         )
 
     def logits(self, x: np.ndarray) -> np.ndarray:
         """Uncalibrated scores for feature rows x (n, FEATURE_SIZE) -> (n, classes)."""
-        return ((x - self.mean) / self.scale) @ self.weights + self.bias
+        z = (x - self.mean) / self.scale
+        if self.hidden_units:
+            z = np.maximum(z @ self.hidden_weights + self.hidden_bias, 0.0)
+        return z @ self.weights + self.bias
 
     def probabilities(self, x: np.ndarray) -> np.ndarray:
         return softmax(self.logits(x) / self.temperature)

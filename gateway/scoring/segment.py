@@ -14,6 +14,10 @@ Strokes here are in page millimetres (the gateway's units), each an array (k, 2)
   while characters written apart by more than TOUCH of their height (1.2 mm for 8 mm digits)
   stay apart. Groups smaller than SPECK of the ink's height and width (a dot, the tail of a pen
   lift) are specks: not characters, and not read.
+- **Not a letter**: a character that is one stroke whose ends are more than STRAIGHT of its path
+  apart is a line, which no capital A-D is (a one-stroke A, B, C or D turns back on itself: in
+  UJIpenchars and the synthetic capitals the most is 0.67). UNIPEN holds such lines labelled as
+  letters, apparently the first stroke of a letter whose other strokes were lost.
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ SCRIBBLE_RATIO = 6.0
 CHAR_OVERLAP = 0.25
 TOUCH = 0.15
 SPECK = 0.3
+STRAIGHT = 0.85
 
 
 def ink_extent(strokes: Sequence[np.ndarray]) -> np.ndarray:
@@ -65,6 +70,16 @@ class Ink:
     def scribble(self) -> bool:
         diagonal = float(np.hypot(self.width, self.height))
         return self.length > SCRIBBLE_RATIO * max(diagonal, BLANK_MM)
+
+
+def straight_line(strokes: Sequence[np.ndarray]) -> bool:
+    """True when the character is a single stroke that is (nearly) a straight line."""
+    if len(strokes) != 1 or len(strokes[0]) < 2:
+        return False
+    (stroke,) = strokes
+    path = float(np.hypot(*np.diff(stroke[:, :2], axis=0).T).sum())
+    chord = float(np.hypot(*(stroke[-1, :2] - stroke[0, :2])))
+    return path > 0 and chord > STRAIGHT * path
 
 
 def characters(strokes: Sequence[np.ndarray]) -> list[list[np.ndarray]]:
