@@ -11,6 +11,7 @@ import sys
 import threading
 import time
 import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -51,6 +52,15 @@ def _healthy(port: int) -> bool:
             return response.status == 200
     except OSError:
         return False
+
+
+@pytest.fixture(scope="module")
+def mosquitto() -> Iterator[Mosquitto]:
+    """A broker of this module's own: the serve processes leave persistent `$share/central`
+    sessions behind, which on the session's shared broker would take a share of later tests'
+    answers."""
+    with Mosquitto() as broker:
+        yield broker
 
 
 def test_two_serve_processes_starting_at_once_on_postgresql(
