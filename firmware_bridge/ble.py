@@ -108,6 +108,7 @@ class BleHub:
         scanner_backend: type[BaseBleakScanner] | None = None,
         client_backend: type[BaseBleakClient] | None = None,
         connect_timeout_s: float = 10.0,
+        disconnect_timeout_s: float = 5.0,
         tick_s: float = 0.05,
     ) -> None:
         self.app_version = app_version
@@ -119,6 +120,7 @@ class BleHub:
         self.scanner_backend = scanner_backend
         self.client_backend = client_backend
         self.connect_timeout_s = connect_timeout_s
+        self.disconnect_timeout_s = disconnect_timeout_s
         self.tick_s = tick_s
         self.pens: dict[str, _Pen] = {}
         self.connected: set[str] = set()
@@ -222,8 +224,10 @@ class BleHub:
             if closing:
                 self.deliver(link, closing)
             pen.task = pen.session = None
+            # A disconnect waits for the controller's confirmation, which never comes when the
+            # link died on both sides at once: bounded, so stopping the hub cannot hang on it.
             with contextlib.suppress(BleakError, TimeoutError, OSError):
-                await client.disconnect()
+                await asyncio.wait_for(client.disconnect(), self.disconnect_timeout_s)
 
     @staticmethod
     async def _send(client: BleakClient, char: BleakGATTCharacteristic, data: bytes) -> None:

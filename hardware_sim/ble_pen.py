@@ -29,6 +29,7 @@ from hardware_sim.pen import SimPen
 
 _LINK_LOST = None  # put in the pen's inbox by the radio when the connection ends
 DRAIN_S = 1.0  # at most this long for the radio to send what it holds before a cut
+DETACH_TIMEOUT_S = 2.0  # for Bumble's disconnect, which waits unboundedly for its event
 # The radio's queue: notifications with the record of their fate, and link steps in their turn.
 _Outgoing = tuple[bytes, Sent | None] | Callable[[], Awaitable[None]]
 
@@ -75,8 +76,9 @@ class BlePen(SimPen):
         with contextlib.suppress(asyncio.CancelledError):
             await self._sender
         if self._connection is not None:
+            # The event never comes when the gateway dropped the link at the same moment.
             with contextlib.suppress(Exception):
-                await self._connection.disconnect()
+                await asyncio.wait_for(self._connection.disconnect(), DETACH_TIMEOUT_S)
 
     def _on_connection(self, connection: Connection) -> None:
         self._connection = connection
@@ -148,7 +150,7 @@ class BlePen(SimPen):
         while queue is not None and queue.pending and asyncio.get_running_loop().time() < deadline:
             await asyncio.sleep(0.001)
         with contextlib.suppress(Exception):
-            await connection.disconnect()
+            await asyncio.wait_for(connection.disconnect(), DETACH_TIMEOUT_S)
 
     async def _send_notifications(self) -> None:
         """One sender, so notifications leave in the order the pen wrote its bytes."""
