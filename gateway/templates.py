@@ -11,6 +11,8 @@ from typing import Literal
 import numpy as np
 from pydantic import BaseModel, Field, ValidationError, field_validator, model_validator
 
+from ext import inkbox
+
 DIGITS = tuple("0123456789")
 LETTERS = ("A", "B", "C", "D")
 # Kinds a student writes, whose answer is read and scored against the key.
@@ -188,15 +190,6 @@ _ANSWER_RULES = {
 }
 
 
-def _most_ink(lo: np.ndarray, hi: np.ndarray, xy: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Indices of the boxes (lo, hi corner arrays) a stroke reaches and its points in each."""
-    near = np.flatnonzero((lo <= xy.max(axis=0)).all(axis=1) & (hi >= xy.min(axis=0)).all(axis=1))
-    if len(near) == 0:
-        return near, near
-    inside = (xy[None] >= lo[near, None]) & (xy[None] <= hi[near, None])
-    return near, inside.all(axis=2).sum(axis=1)
-
-
 class Page(BaseModel):
     address: Address
     size_mm: tuple[float, float]
@@ -241,17 +234,8 @@ class Page(BaseModel):
         return self._locate(self._teacher_targets, xy)
 
     def _locate(self, targets: _Targets, xy: np.ndarray) -> Region | None:
-        near, ink = _most_ink(targets.lo, targets.hi, xy)
-        if len(near) == 0:
-            return None
-        best = int(ink.max())
-        if best == 0 or 2 * best < len(xy):
-            return None
-        centroid = xy.mean(axis=0)
-        tied = near[ink == best]
-        centres = (targets.lo[tied] + targets.hi[tied]) / 2
-        nearest = tied[int(np.argmin(((centres - centroid) ** 2).sum(axis=1)))]
-        return self.regions[int(targets.owner[nearest])]
+        box = inkbox.most_ink_box(targets.lo, targets.hi, np.asarray(xy, dtype=np.float64))
+        return None if box < 0 else self.regions[int(targets.owner[box])]
 
     @cached_property
     def _student_targets(self) -> _Targets:
