@@ -5,10 +5,19 @@ ink from its pen: a stroke still being written keeps the box open, so that a slo
 other bar of a cross, written while the gateway is busy) is not split off into a revision.
 Writing in the box again later re-opens it: the next answer for that box carries every stroke
 written there and a higher revision, so a correction replaces the earlier reading.
+
+What each box has had written in it (`BoxMemory`) is kept across restarts by the pipeline (in the
+outbox database), so that revisions keep rising: central keeps the highest revision of an answer,
+and a correction numbered 1 again after a restart would lose to the reading it corrects.
+Earlier strokes are carried into a revision only while the box was last written within
+`revisit_s` (default 3 hours, about a school morning): the same worksheet filled in again another
+day is a new attempt, numbered on, not a correction of the old ink.
 """
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from gateway.strokes import Stroke
@@ -24,6 +33,23 @@ class Answer:
     revision: int
     strokes: list[Stroke]
     student_id: str | None  # from a personal booklet; None means: ask the pen roster
+    written_at: float = 0.0  # wall clock when it was finalised
+
+    @property
+    def box(self) -> BoxKey:
+        return (self.pen_id, self.address, self.region.question_id)
+
+
+BoxKey = tuple[str, str, str]  # pen, page address, question
+
+
+@dataclass
+class BoxMemory:
+    """The latest answer finalised in one box: its revision, strokes and wall-clock time."""
+
+    revision: int
+    strokes: list[Stroke]
+    written_at: float
 
 
 @dataclass
@@ -39,9 +65,20 @@ class _Open:
 @dataclass
 class AnswerAssembler:
     idle_s: float = 2.5
+    revisit_s: float = 3 * 3600.0
+    clock: Callable[[], float] = time.time  # wall clock, for revisit_s across restarts
     _open: dict[str, _Open] = field(default_factory=dict)  # pen -> the box it is writing in
-    _written: dict[tuple[str, str, str], list[Stroke]] = field(default_factory=dict)
-    _revision: dict[tuple[str, str, str], int] = field(default_factory=dict)
+    _boxes: dict[BoxKey, BoxMemory] = field(default_factory=dict)
+
+    def restore(self, box: BoxKey, memory: BoxMemory) -> None:
+        """What a previous run finalised in a box (before any stroke of this run is added)."""
+        self._boxes[box] = memory
+
+    def forget_strokes(self, before: float) -> None:
+        """Drop the strokes of boxes last written before `before` (wall clock); revisions stay."""
+        for memory in self._boxes.values():
+            if memory.written_at < before:
+                memory.strokes = []
 
     def add(
         self,
@@ -59,8 +96,10 @@ class AnswerAssembler:
             done.append(self._finalise(stroke.pen_id))
             current = None
         if current is None:
-            key = (stroke.pen_id, stroke.address, region.question_id)
-            earlier = list(self._written.get(key, []))
+            memory = self._boxes.get((stroke.pen_id, stroke.address, region.question_id))
+            earlier: list[Stroke] = []
+            if memory is not None and self.clock() - memory.written_at <= self.revisit_s:
+                earlier = list(memory.strokes)
             current = _Open(template, stroke.address, region, earlier, now, student_id)
             self._open[stroke.pen_id] = current
         current.strokes.append(stroke)
@@ -87,14 +126,16 @@ class AnswerAssembler:
     def _finalise(self, pen_id: str) -> Answer:
         o = self._open.pop(pen_id)
         key = (pen_id, o.address, o.region.question_id)
-        self._written[key] = list(o.strokes)
-        self._revision[key] = self._revision.get(key, 0) + 1
+        earlier = self._boxes.get(key)
+        memory = BoxMemory(earlier.revision + 1 if earlier else 1, list(o.strokes), self.clock())
+        self._boxes[key] = memory
         return Answer(
             pen_id,
             o.template,
             o.address,
             o.region,
-            self._revision[key],
+            memory.revision,
             list(o.strokes),
             o.student_id,
+            memory.written_at,
         )

@@ -43,6 +43,7 @@ def run(settings: GatewaySettings, stop: threading.Event) -> Pipeline:
         recognizer=Recognizer.load(),
         review_below=settings.review_below,
         idle_s=settings.answer_idle_s,
+        revisit_s=settings.answer_revisit_s,
         trace=trace,
     )
     hub = SerialHub(settings.serial_ports, f"classink {__version__}", agent.password_for)

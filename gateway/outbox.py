@@ -9,6 +9,10 @@ The same database remembers which of a pen's offline strokes are settled (pen-wi
 in the transaction that appends the answer carrying them, so a pen is asked to delete a stroke only
 once it is on disk here, and a stroke fetched twice is used once.
 
+It also keeps, per answer box, the revision and strokes of the latest answer appended
+(`AnsweredBox`, in the same transaction), so that a restarted gateway numbers the next revision
+on (answers.py).
+
 The outbox is bounded (`max_bytes`, payload bytes waiting for the broker) by a policy that never
 drops a scored answer (protocol_specs/mqtt.md, "Outbox bound"):
 
@@ -27,7 +31,7 @@ import sqlite3
 import threading
 import uuid
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import astuple, dataclass
 from enum import StrEnum
 from pathlib import Path
 
@@ -64,6 +68,15 @@ CREATE TABLE IF NOT EXISTS stroke_journal (
     stroke BLOB NOT NULL
 );
 CREATE INDEX IF NOT EXISTS stroke_journal_key ON stroke_journal (pen_id, stroke_key);
+CREATE TABLE IF NOT EXISTS answered_boxes (
+    pen_id TEXT NOT NULL,
+    address TEXT NOT NULL,
+    question_id TEXT NOT NULL,
+    revision INTEGER NOT NULL,
+    written_at REAL NOT NULL,
+    strokes BLOB NOT NULL,
+    PRIMARY KEY (pen_id, address, question_id)
+) WITHOUT ROWID;
 """
 
 OfflineStrokeId = tuple[str, str]  # pen id, OfflineStroke.key
@@ -87,6 +100,18 @@ class OutboxCounts:
 
 
 @dataclass(frozen=True)
+class AnsweredBox:
+    """The latest answer appended for one box: `strokes` as stroke_journal.encode_many."""
+
+    pen_id: str
+    address: str
+    question_id: str
+    revision: int
+    written_at: float
+    strokes: bytes
+
+
+@dataclass(frozen=True)
 class Pending:
     """An answer to append: its payload is built inside the transaction that numbers it."""
 
@@ -94,6 +119,7 @@ class Pending:
     build: Callable[[int, str], dict]
     settles: Iterable[OfflineStrokeId] = ()
     unjournal: Iterable[int] = ()
+    box: AnsweredBox | None = None
 
 
 @dataclass(frozen=True)
@@ -159,6 +185,11 @@ class Outbox:
                     )
                     self._insert_settled(event.settles)
                     self._delete_journaled(event.unjournal)
+                    if event.box is not None:
+                        self._db.execute(
+                            "INSERT OR REPLACE INTO answered_boxes VALUES (?, ?, ?, ?, ?, ?)",
+                            astuple(event.box),
+                        )
                     rows.append(OutboxRow(seq, event_id, event.topic, payload))
                     seq += 1
                 self._db.execute("UPDATE meta SET value = ? WHERE key='next_seq'", (seq,))
@@ -171,6 +202,20 @@ class Outbox:
         with self._added:
             self._added.notify_all()
         return rows
+
+    def answered_boxes(self) -> list[AnsweredBox]:
+        with self._lock:
+            rows = self._db.execute("SELECT * FROM answered_boxes").fetchall()
+        return [AnsweredBox(*row) for row in rows]
+
+    def forget_box_strokes(self, before: float) -> None:
+        """Empty the strokes of boxes last answered before `before` (wall clock); the revisions
+        stay, a few dozen bytes per box."""
+        with self._lock:
+            self._db.execute(
+                "UPDATE answered_boxes SET strokes = x'' WHERE written_at < ? AND strokes != x''",
+                (before,),
+            )
 
     def settled(self, pen_id: str, keys: Iterable[str]) -> set[str]:
         """Which of these offline strokes of the pen are settled already."""

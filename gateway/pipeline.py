@@ -29,20 +29,22 @@ from ext.strokejson import points_json
 from firmware_bridge.events import Dot, Event, EventGap, OfflineStroke, PenInfo, Rejected
 from firmware_bridge.session import LinkLost, OfflineBatch
 from gateway import stroke_journal
-from gateway.answers import Answer, AnswerAssembler
+from gateway.answers import Answer, AnswerAssembler, BoxMemory
 from gateway.lattice_frames import as_coordinate_events
-from gateway.outbox import Outbox, Pending
+from gateway.outbox import AnsweredBox, Outbox, Pending
 from gateway.rejects import Rejects
 from gateway.scoring.marking import read_mark, split_roster
 from gateway.scoring.read import read_region
 from gateway.scoring.recognizer import Recognizer
 from gateway.scoring.score import Score, score
 from gateway.stage_trace import StageTrace
+from gateway.stroke_journal import decode_many, encode_many
 from gateway.strokes import PEN_UNIT_MM, Stroke, StrokeAssembler
 from gateway.templates import TemplateIndex
 from gateway.uplink import topic
 
 log = logging.getLogger(__name__)
+FORGET_EVERY_S = 60.0  # how often strokes older than revisit_s are dropped from box memory
 
 
 @dataclass
@@ -64,12 +66,15 @@ class Pipeline:
     recognizer: Recognizer
     review_below: float = 0.6
     idle_s: float = 2.5
+    revisit_s: float = 3 * 3600.0  # answers.py: how long earlier ink in a box is carried on
     rejects: Rejects = field(default_factory=Rejects)
     stats: PipelineStats = field(default_factory=PipelineStats)
     trace: StageTrace | None = None  # per-answer stage times, for bench.classroom
 
     def __post_init__(self) -> None:
-        self._answers = AnswerAssembler(idle_s=self.idle_s)
+        self._answers = AnswerAssembler(idle_s=self.idle_s, revisit_s=self.revisit_s)
+        self._restore_boxes()
+        self._forget_at = 0.0
         self._pen_of_link: dict[str, str] = {}
         self._assemblers: dict[str, StrokeAssembler] = {}
         self._topic = topic(self.site_id, self.gateway_id, "answers")
@@ -161,6 +166,18 @@ class Pipeline:
             if stroke is not None:
                 finished.append(stroke)
         return inked
+
+    def _restore_boxes(self) -> None:
+        """What every box had written in it before a restart, so revisions keep rising."""
+        self._forget_old_strokes()
+        for box in self.outbox.answered_boxes():
+            memory = BoxMemory(box.revision, decode_many(box.strokes), box.written_at)
+            self._answers.restore((box.pen_id, box.address, box.question_id), memory)
+
+    def _forget_old_strokes(self) -> None:
+        before = time.time() - self.revisit_s
+        self._answers.forget_strokes(before)
+        self.outbox.forget_box_strokes(before)
 
     def replay_journal(self, now: float | None = None) -> int:
         """At start-up: feed the strokes a previous run journaled but never settled, in order."""
@@ -275,6 +292,9 @@ class Pipeline:
         now = time.monotonic() if now is None else now
         for answer in self._answers.due(now):
             self._emit(answer)
+        if now >= self._forget_at:
+            self._forget_at = now + FORGET_EVERY_S
+            self._forget_old_strokes()
         if self._fresh or (self._unstored and now >= self._retry_at):
             if not self._fresh:  # only retries after a storage failure wait their turn
                 self._retry_at = now + 1.0
@@ -422,6 +442,9 @@ class Pipeline:
                     build,
                     [(s.pen_id, s.key) for s in answer.strokes],
                     [s.journal_id for s in answer.strokes if s.journal_id is not None],
+                    AnsweredBox(
+                        *answer.box, answer.revision, answer.written_at, encode_many(answer.strokes)
+                    ),
                 )
                 for answer, build, _ in waiting
             ]

@@ -52,6 +52,12 @@ class GatewaySettings(BaseSettings):
     answer_idle_s: float = Field(
         2.5, gt=0, description="seconds without a stroke that end an answer"
     )
+    answer_revisit_s: float = Field(
+        3 * 3600.0,
+        gt=0,
+        description="for this long after an answer, more ink in its box is a correction carrying "
+        "the earlier strokes; later it is a new attempt (revisions rise either way)",
+    )
     stage_trace: Path | None = Field(
         None, description="write each answer's stage times here (gateway/stage_trace.py)"
     )

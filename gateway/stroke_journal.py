@@ -47,3 +47,23 @@ def decode(journal_id: int, blob: bytes) -> Stroke:
         end_ms=head["end_ms"],
         journal_id=journal_id,
     )
+
+
+_LENGTH = struct.Struct("<I")
+
+
+def encode_many(strokes: list[Stroke]) -> bytes:
+    """Several strokes in one blob (a box's answer, kept in the outbox database)."""
+    return b"".join(_LENGTH.pack(len(blob)) + blob for blob in map(encode, strokes))
+
+
+def decode_many(blob: bytes) -> list[Stroke]:
+    strokes, at = [], 0
+    while at < len(blob):
+        (size,) = _LENGTH.unpack_from(blob, at)
+        at += _LENGTH.size
+        stroke = decode(0, blob[at : at + size])
+        stroke.journal_id = None  # settled long ago: in no journal
+        strokes.append(stroke)
+        at += size
+    return strokes

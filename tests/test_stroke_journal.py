@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import json
 
-from test_pipeline import wire
+from test_pipeline import feed, wire
 
 from firmware_bridge.protocol import PenConnection
 from gateway import stroke_journal
 from gateway.outbox import Outbox
 from gateway.pipeline import Pipeline
 from gateway.scoring.recognizer import Recognizer
+from gateway.strokes import PEN_UNIT_MM
 from gateway.templates import TemplateIndex
 from hardware_sim.classroom import Classroom
 from hardware_sim.cli import SAMPLE_EXAM
@@ -18,8 +19,9 @@ from hardware_sim.cli import SAMPLE_EXAM
 LINK = "/dev/ttyACM0"
 
 
-def make_pipeline(path) -> Pipeline:
+def make_pipeline(path, revisit_s: float = 3 * 3600.0) -> Pipeline:
     return Pipeline(
+        revisit_s=revisit_s,
         site_id="s1",
         gateway_id="g1",
         templates=TemplateIndex.from_files([SAMPLE_EXAM]),
@@ -114,3 +116,39 @@ def test_a_full_disk_is_said_loudly_and_answers_wait_in_order(tmp_path, caplog):
     got = events(p)
     assert [e["question_id"] for e in got] == [a.question_id for a in answers]
     assert [e["seq"] for e in got] == list(range(1, len(answers) + 1))
+
+
+def q1_strokes():
+    strokes, _ = scripted()
+    x, y, bw, bh = 150, 40, 20, 20  # q1's box in the sample exam
+    return [s for s in strokes if (s.xy_units.mean(axis=0) * PEN_UNIT_MM < (x + bw, y + bh)).all()]
+
+
+def test_a_box_written_again_after_a_restart_gets_the_next_revision_and_its_earlier_ink(tmp_path):
+    """Central keeps an answer's highest revision: a correction numbered 1 again after a restart
+    would lose to the reading it corrects."""
+    db, data = tmp_path / "outbox.db", wire(q1_strokes())
+    first = make_pipeline(db)
+    feed(first, data)
+    feed(first, data)
+    first.outbox.close()
+
+    second = make_pipeline(db)
+    feed(second, data)
+    got = [(e["revision"], len(e["strokes"])) for e in events(second)]
+    n = got[0][1]
+    assert got == [(1, n), (2, 2 * n), (3, 3 * n)]
+
+
+def test_ink_in_a_box_long_after_its_answer_is_a_new_attempt_numbered_on(tmp_path):
+    db, data = tmp_path / "outbox.db", wire(q1_strokes())
+    first = make_pipeline(db)
+    feed(first, data)
+    first.outbox.close()
+
+    later = make_pipeline(db, revisit_s=1e-6)  # everything written before now is too old
+    feed(later, data)
+    got = [(e["revision"], len(e["strokes"])) for e in events(later)]
+    assert got == [(1, got[0][1]), (2, got[0][1])]
+    (box,) = later.outbox.answered_boxes()
+    assert box.revision == 2 and box.question_id == "q1"
