@@ -43,7 +43,9 @@ class LinkFaults:
     damage_rate: float = 0.0  # share of real-time frames damaged (DAMAGE)
     seed: int = 0
     dropped: int = 0
-    damaged: Counter[str] = field(default_factory=Counter)  # by the reason the gateway must give
+    # Frames damaged, by the reason the gateway must give; whether each reached the gateway is the
+    # pen's record (SimPen.damage_sent), since a link cut can lose it.
+    damaged: Counter[str] = field(default_factory=Counter)
 
     def __post_init__(self) -> None:
         self._rng = random.Random(self.seed)
@@ -54,22 +56,23 @@ class LinkFaults:
         """The last frame was faulty, so the next one will arrive intact."""
         return self._last_faulty
 
-    def apply(self, frame: bytes) -> bytes | None:
-        """The bytes that reach the link for this frame (None: nothing does)."""
+    def apply(self, frame: bytes) -> tuple[bytes | None, str | None]:
+        """The bytes that reach the link for this frame (None: nothing does), and for a damaged
+        frame the reason code the gateway must give it."""
         if self._last_faulty:
             self._last_faulty = False
-            return frame
+            return frame, None
         roll = self._rng.random()
         if roll < self.drop_rate:
             self.dropped += 1
             self._last_faulty = True
-            return None
+            return None, None
         if roll < self.drop_rate + self.damage_rate:
             kind = self._rng.choice(sorted(DAMAGE))
             self.damaged[DAMAGE[kind]] += 1
             self._last_faulty = True
-            return _damage(frame, kind)
-        return frame
+            return _damage(frame, kind), DAMAGE[kind]
+        return frame, None
 
 
 def _damage(frame: bytes, kind: str) -> bytes:

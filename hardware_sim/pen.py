@@ -196,7 +196,8 @@ class SimPen:
         self._thread: threading.Thread | None = None
         self.done = threading.Event()
         self.connected = threading.Event()
-        self.noise_sent: Counter[str] = Counter()  # by the reason code the gateway must give
+        # Noise bursts and damaged frames, with the reason code the gateway must give each.
+        self._faults_sent: list[tuple[str, Sent]] = []
         self.strokes_stored = 0  # written out of range or before streaming was asked for
         self.links_cut = 0
         self.written: list[WrittenStroke] = []
@@ -508,16 +509,34 @@ class SimPen:
         # Noise never follows a damaged frame: stray bytes would join its unfinished tail.
         if self.noise_rate and not self.faults.resting and self._rng.random() < self.noise_rate:
             reason, noise = self._noise()
-            if self._write(noise):
-                self.noise_sent[reason] += 1
-        out = self.faults.apply(frame)
-        if out is None or out != frame:
+            self._write_fault(noise, reason, "noise")
+        out, damage = self.faults.apply(frame)
+        if out is None or damage is not None:
             sent.delivered = False  # lost, or damaged so that the gateway must drop it
-            if out:
-                self._write(out)
+            if out is not None and damage is not None:
+                self._write_fault(out, damage, "damage")
         else:
             self._write(out, sent)
         return sent
+
+    def _write_fault(self, data: bytes, reason: str, kind: str) -> None:
+        arrived = Sent(kind, self.firmware.handshakes, counted=False)
+        self._faults_sent.append((reason, arrived))
+        self._write(data, arrived)
+
+    def _faults_arrived(self, kind: str) -> Counter[str]:
+        # Only what reached the link counts: a BLE notification queued as the link is cut is lost.
+        return Counter(reason for reason, s in self._faults_sent if s.kind == kind and s.delivered)
+
+    @property
+    def noise_sent(self) -> Counter[str]:
+        """Noise bursts that reached the gateway, by the reason code it must give them."""
+        return self._faults_arrived("noise")
+
+    @property
+    def damage_sent(self) -> Counter[str]:
+        """Damaged frames that reached the gateway, by the reason code it must give them."""
+        return self._faults_arrived("damage")
 
     def _noise(self) -> tuple[str, bytes]:
         """Line noise or a damaged frame; never a byte that could merge with the next good frame.

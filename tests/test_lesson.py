@@ -303,7 +303,7 @@ def test_the_lesson_had_every_fault(lesson):
 def test_the_gaps_and_damage_injected_are_reported_exactly(lesson):
     for pen in lesson.pens:
         got = lesson.rejects[lesson.links[pen.pen_id]]
-        faults, noise = pen.faults.damaged, pen.noise_sent
+        faults, noise = pen.damage_sent, pen.noise_sent
         want = {
             "event_gap": expected_gaps(pen),
             "garbage": noise["garbage"],
