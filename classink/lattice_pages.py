@@ -11,6 +11,8 @@ import math
 import operator
 from dataclasses import dataclass
 
+import numpy as np
+
 PITCH_MM = 0.3
 SECTION_DOTS = 236 * 233 * 31 * 241  # the codec's period: dots per section axis
 SECTION_MAX = 62  # sections (u, v) run 0..62 on each axis
@@ -135,3 +137,35 @@ def locate(u: int, v: int, x: int, y: int) -> tuple[PageAddress, float, float]:
             f"(pages end at {CELLS_PER_AXIS * CELL_DOTS} dots)"
         )
     return PageAddress(u, v, note, page), i * PITCH_MM, j * PITCH_MM
+
+
+def locate_many(
+    u: np.ndarray, v: np.ndarray, x: np.ndarray, y: np.ndarray
+) -> list[tuple[PageAddress, float, float] | None]:
+    """`locate` for many positions at once, with fractional (x, y): each is the page and the
+    millimetres of that point, or None where `locate` would refuse its dot. The camera pens'
+    frames come a few hundred a poll round; per frame in Python this was most of their cost."""
+    u, v = np.asarray(u, dtype=np.int64), np.asarray(v, dtype=np.int64)
+    x, y = np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64)
+    dot_x, dot_y = np.floor(x), np.floor(y)
+    note, i = np.divmod(dot_x, CELL_DOTS)
+    page, j = np.divmod(dot_y, CELL_DOTS)
+    valid = (
+        (u >= 0) & (u <= SECTION_MAX) & (v >= 0) & (v <= SECTION_MAX)
+        & (dot_x >= 0) & (dot_x < SECTION_DOTS) & (dot_y >= 0) & (dot_y < SECTION_DOTS)
+        & (note < CELLS_PER_AXIS) & (page < CELLS_PER_AXIS)
+    )  # fmt: skip
+    x_mm = i * PITCH_MM + (x - dot_x) * PITCH_MM
+    y_mm = j * PITCH_MM + (y - dot_y) * PITCH_MM
+    addresses: dict[tuple[int, int, int, int], PageAddress] = {}
+    out: list[tuple[PageAddress, float, float] | None] = []
+    for k, ok in enumerate(valid.tolist()):
+        if not ok:
+            out.append(None)
+            continue
+        key = (int(u[k]), int(v[k]), int(note[k]), int(page[k]))
+        address = addresses.get(key)
+        if address is None:
+            address = addresses[key] = PageAddress(*key)
+        out.append((address, float(x_mm[k]), float(y_mm[k])))
+    return out

@@ -8,11 +8,11 @@ so everything downstream handles both kinds of pen the same way.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
 import numpy as np
 
-from classink.lattice_pages import PITCH_MM, PageAddress, locate
+from classink.lattice_pages import PageAddress, locate_many
 from ext import lattice
 from ext.lattice_tables import (
     DELTA_MIN,
@@ -94,28 +94,27 @@ def decode(frames: Sequence[LatticeFrame]) -> list[tuple[PageAddress, float, flo
     positions = lattice.decode_robust(upright)
     positions[turns < 0] = -1
     found = sections(upright, positions)
-    out: list[tuple[PageAddress, float, float] | None] = []
-    for i in range(n):
-        if found[i, 0] < 0:
-            out.append(None)
-            continue
-        x, y = positions[i] + nib[i]
-        dot_x, dot_y = int(np.floor(x)), int(np.floor(y))
-        try:
-            address, x_mm, y_mm = locate(int(found[i, 0]), int(found[i, 1]), dot_x, dot_y)
-        except ValueError:  # a position outside every printable page cell
-            out.append(None)
-            continue
-        out.append((address, x_mm + (x - dot_x) * PITCH_MM, y_mm + (y - dot_y) * PITCH_MM))
-    return out
+    where = positions + nib
+    return locate_many(found[:, 0], found[:, 1], where[:, 0], where[:, 1])
 
 
-def as_coordinate_events(events: list[Event]) -> list[Event]:
-    """The same events with every LatticeFrame replaced by PaperInfo (on a new page) and a Dot."""
-    frames = [e for e in events if isinstance(e, LatticeFrame)]
+def as_coordinate_events(reads: list[list[Event]]) -> list[list[Event]]:
+    """The same reads with every LatticeFrame replaced by PaperInfo (on a new page) and a Dot.
+
+    All reads of a poll round are decoded in one batch: a pen's read holds a few frames, and
+    the numpy work per batch costs about as much for three frames as for three hundred."""
+    frames = [e for events in reads for e in events if isinstance(e, LatticeFrame)]
     if not frames:
-        return events
+        return reads
     decoded = iter(decode(frames))
+    return [_rewritten(events, decoded) for events in reads]
+
+
+def _rewritten(
+    events: list[Event], decoded: Iterator[tuple[PageAddress, float, float] | None]
+) -> list[Event]:
+    if not any(isinstance(e, LatticeFrame) for e in events):
+        return events
     out: list[Event] = []
     page: PageAddress | None = None
     for e in events:

@@ -104,7 +104,8 @@ class Pipeline:
         now = time.monotonic() if now is None else now
         finished: list[Stroke] = []  # journaled together, then fed on
         inked: list[str] = []  # pens whose unfinished stroke got dots in this round
-        for link, events in reads:
+        converted = as_coordinate_events([events for _, events in reads])
+        for (link, _), events in zip(reads, converted, strict=True):
             if self._read(link, events, finished, now):
                 inked.append(self._pen_of_link[link])
         self._journal_and_feed(finished, now)
@@ -114,7 +115,7 @@ class Pipeline:
     def _read(self, link: str, events: list[Event], finished: list[Stroke], now: float) -> bool:
         """Strokes the link's events finish go to `finished`; True when the pen is mid-stroke."""
         inked = False
-        for event in as_coordinate_events(events):
+        for event in events:
             if type(event) is Dot:  # the hot path first: thousands a second
                 pen_id = self._pen_of_link.get(link)
                 if pen_id is not None:

@@ -15,6 +15,7 @@ from classink.lattice_pages import (
     PageAddress,
     dots_across,
     locate,
+    locate_many,
     page_area,
     page_origin,
 )
@@ -127,3 +128,40 @@ def test_unreadable_address_text(text: str) -> None:
 def test_addresses_outside_the_pen_wire_fields(fields: tuple) -> None:
     with pytest.raises(ValueError, match="page address"):
         PageAddress(*fields)
+
+
+positions = st.one_of(
+    st.integers(-2, SECTION_DOTS + 2),
+    st.integers(CELLS_PER_AXIS * CELL_DOTS - 2, CELLS_PER_AXIS * CELL_DOTS + 2),
+    st.integers(0, 3 * CELL_DOTS),
+)
+
+
+@given(
+    st.lists(
+        st.tuples(
+            st.integers(-1, 63),
+            st.integers(-1, 63),
+            positions,
+            positions,
+            st.floats(0, 0.999),
+            st.floats(0, 0.999),
+        ),
+        max_size=20,
+    )
+)
+def test_locating_many_positions_agrees_with_locating_each(rows):
+    """The batch form the gateway uses for camera frames gives `locate`'s page, millimetres
+    plus the fraction of a dot, and None exactly where `locate` refuses."""
+    u, v, x, y, fx, fy = np.array(rows, dtype=np.float64).reshape(-1, 6).T
+    got = locate_many(u, v, x + fx, y + fy)
+    assert len(got) == len(rows)
+    for (cu, cv, cx, cy, cfx, cfy), found in zip(rows, got, strict=True):
+        try:
+            address, x_mm, y_mm = locate(cu, cv, cx, cy)
+        except ValueError:
+            assert found is None
+            continue
+        assert found is not None and found[0] == address
+        assert found[1] == pytest.approx(x_mm + cfx * PITCH_MM, abs=1e-6)
+        assert found[2] == pytest.approx(y_mm + cfy * PITCH_MM, abs=1e-6)

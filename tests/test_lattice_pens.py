@@ -11,7 +11,7 @@ import pytest
 from classink.lattice_pages import PageAddress
 from classink.shared_data import data_dir
 from ext import lattice
-from firmware_bridge.events import Dot, LatticeFrame, PaperInfo, Rejected
+from firmware_bridge.events import Dot, LatticeFrame, PaperInfo, PenDown, Rejected
 from firmware_bridge.protocol import decode_stream
 from gateway import lattice_frames
 from gateway.strokes import PEN_UNIT_MM
@@ -77,11 +77,18 @@ def test_frames_become_the_events_a_coordinate_pen_sends():
     camera = LatticeCamera(2, 0.0, rng)
     frames = frames_along([(50.0, 60.0), (50.5, 60.2)], camera)
     garbled = LatticeFrame(bytes(16), 3.5, 3.5, 1, 8, 0, 0)  # an all-north window: no pattern
-    events = lattice_frames.as_coordinate_events([frames[0], garbled, frames[1]])
+    other = frames_along([(120.0, 200.0)], LatticeCamera(1, 0.0, rng))
+    # One poll round: three pens' reads, decoded in one batch and handed back read by read.
+    events, untouched, elsewhere = lattice_frames.as_coordinate_events(
+        [[frames[0], garbled, frames[1]], [PenDown(1000, 0, 0)], other]
+    )
     assert [type(e) for e in events] == [PaperInfo, Dot, Rejected, Dot]
     assert events[0].address == str(PAGE)
     assert events[2].reason == "lattice_undecodable"
     assert events[3].x * PEN_UNIT_MM == pytest.approx(50.5, abs=0.01)
+    assert untouched == [PenDown(1000, 0, 0)]
+    assert [type(e) for e in elsewhere] == [PaperInfo, Dot]
+    assert elsewhere[1].y * PEN_UNIT_MM == pytest.approx(200.0, abs=0.01)
 
 
 def test_strokes_on_a_personal_booklet_belong_to_its_student(tmp_path):
