@@ -11,7 +11,8 @@ once it is on disk here, and a stroke fetched twice is used once.
 
 It also keeps, per answer box, the revision and strokes of the latest answer appended
 (`AnsweredBox`, in the same transaction), so that a restarted gateway numbers the next revision
-on (answers.py).
+on (answers.py), and the student id each pen wrote on each page, so that the page's later answers
+are still that student's.
 
 The outbox is bounded (`max_bytes`, payload bytes waiting for the broker) by a policy that never
 drops a scored answer (protocol_specs/mqtt.md, "Outbox bound"):
@@ -76,6 +77,12 @@ CREATE TABLE IF NOT EXISTS answered_boxes (
     written_at REAL NOT NULL,
     strokes BLOB NOT NULL,
     PRIMARY KEY (pen_id, address, question_id)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS written_ids (
+    pen_id TEXT NOT NULL,
+    address TEXT NOT NULL,
+    student_id TEXT NOT NULL,
+    PRIMARY KEY (pen_id, address)
 ) WITHOUT ROWID;
 """
 
@@ -216,6 +223,18 @@ class Outbox:
                 "UPDATE answered_boxes SET strokes = x'' WHERE written_at < ? AND strokes != x''",
                 (before,),
             )
+
+    def remember_written_id(self, pen_id: str, address: str, student_id: str) -> None:
+        """The student id a pen wrote on a page (read from its student_id box)."""
+        with self._lock:
+            self._db.execute(
+                "INSERT OR REPLACE INTO written_ids VALUES (?, ?, ?)", (pen_id, address, student_id)
+            )
+
+    def written_ids(self) -> dict[tuple[str, str], str]:
+        with self._lock:
+            rows = self._db.execute("SELECT pen_id, address, student_id FROM written_ids")
+            return {(pen, address): student for pen, address, student in rows}
 
     def settled(self, pen_id: str, keys: Iterable[str]) -> set[str]:
         """Which of these offline strokes of the pen are settled already."""

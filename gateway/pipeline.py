@@ -85,7 +85,9 @@ class Pipeline:
         self._students, self._teachers = split_roster(self.roster)
         # Student ids read from student_id boxes, by (pen, page): used when nothing else says
         # whose answers a pen writes.
-        self._written_ids: dict[tuple[str, str], str] = {}
+        # Kept in the outbox database: written down before the answer that read it is stored, so
+        # that whatever a crash interrupts, the ink it came from is still journaled or stored.
+        self._written_ids: dict[tuple[str, str], str] = self.outbox.written_ids()
         # Finalised answers (with their wall-clock time) not in the outbox yet: stored at the
         # next tick, or held back while the disk has no room.
         self._unstored: list[tuple[Answer, Callable[[int, str], dict], float]] = []
@@ -464,6 +466,11 @@ class Pipeline:
         pen wrote in a student_id box of this page (remembered once read with confidence)."""
         key = (answer.pen_id, answer.address)
         if answer.region.kind == "student_id" and scored.status == "scored":
+            if self._written_ids.get(key) != label:
+                try:
+                    self.outbox.remember_written_id(*key, label)
+                except sqlite3.Error as exc:
+                    self._storage_failed(f"student id {label} written with {key[0]}", exc)
             self._written_ids[key] = label
         return answer.student_id or self._students.get(answer.pen_id) or self._written_ids.get(key)
 

@@ -224,3 +224,18 @@ def test_a_pen_nobody_rostered_takes_the_student_id_written_on_the_page(tmp_path
     )
     assert read_id["correct"] is None and read_id["points_possible"] == 0
     assert (answer["question_id"], answer["student_id"]) == ("q1", "3071")
+
+    # A restarted gateway still knows whose page it is.
+    p.outbox.close()
+    again = Pipeline(
+        site_id="s1",
+        gateway_id="g1",
+        templates=TemplateIndex([TEMPLATE]),
+        roster={},
+        outbox=Outbox(tmp_path / "outbox.db"),
+        recognizer=Recognizer.load(),
+    )
+    two = in_box("digit", "2", REGIONS["q2"].box_mm, index=31)
+    feed(again, "/dev/ttyACM0", wire(STUDENT_MAC, TEMPLATE_PAGE, two))
+    after = events(again)[-1]
+    assert (after["question_id"], after["student_id"]) == ("q2", "3071")
