@@ -22,11 +22,12 @@ from sqlalchemy import Connection, Engine, MetaData, inspect, text
 import central
 from central.db import make_engine
 from central.models import Base
+from classink import CommandError
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 
 
-class UnmigratedSchema(RuntimeError):
+class UnmigratedSchema(CommandError):
     pass
 
 
@@ -57,6 +58,13 @@ def schema_differences(connection: Connection) -> list[Any]:
 TABLES_ADDED_AFTER: dict[str, frozenset[str]] = {"0001": frozenset({"fleet_sites"})}
 # One key for every central process, so that concurrent upgrades of one database run in turn.
 ADVISORY_LOCK_KEY = 0x636C_696E_6B00  # "clink\0"
+
+
+def migrated_engine(database_url: str) -> Engine:
+    """An engine on the database brought to the newest schema: how every central command opens
+    its database, so that the schema always has its migration history (never create_all)."""
+    upgrade(database_url)
+    return make_engine(database_url)
 
 
 def upgrade(database_url: str, revision: str = "head") -> None:

@@ -10,7 +10,7 @@ import argparse
 import logging
 import sys
 
-from classink import __version__
+from classink import CommandError, __version__
 
 ROOMS = (
     "classink.demo",
@@ -44,7 +44,11 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     level = logging.WARNING - 10 * args.verbose
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    return int(args.handler(args) or 0)
+    try:
+        return int(args.handler(args) or 0)
+    except CommandError as exc:
+        print(f"classink {args.command}: {exc}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

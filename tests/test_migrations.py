@@ -83,3 +83,30 @@ def test_migrate_command(tmp_path: Path) -> None:
     )
     assert result.returncode == 0, result.stderr
     assert _differences(url) == []
+
+
+def test_every_command_that_opens_the_store_migrates_it(tmp_path: Path) -> None:
+    """Commands other than `migrate` and `serve` used to create tables without a migration
+    history; now a new database they open is at head, and a foreign one is refused in one line."""
+    url = f"sqlite:///{tmp_path / 'new.db'}"
+    run = subprocess.run(
+        [sys.executable, "-m", "classink.cli", "central", "token", "create", "--role", "admin",
+         "--user", "a", "--database-url", url],
+        capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    assert run.returncode == 0, run.stderr
+    assert "alembic_version" in _tables(url)
+    assert _differences(url) == []
+
+    foreign = tmp_path / "foreign.db"
+    engine = make_engine(f"sqlite:///{foreign}")
+    with engine.begin() as connection:
+        connection.execute(text("CREATE TABLE answer_events (x INTEGER)"))
+    engine.dispose()
+    run = subprocess.run(
+        [sys.executable, "-m", "classink.cli", "central", "token", "create", "--role", "admin",
+         "--user", "a", "--database-url", f"sqlite:///{foreign}"],
+        capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    assert run.returncode == 2
+    assert "no migration history" in run.stderr and "Traceback" not in run.stderr

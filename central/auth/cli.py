@@ -34,11 +34,11 @@ def register(central_commands: argparse._SubParsersAction) -> None:
 
 
 def _sessions(url: str | None):
-    from central.db import create_schema, make_engine, make_session_factory
+    from central.db import make_session_factory
+    from central.migrate import migrated_engine
     from central.settings import CentralSettings
 
-    engine = make_engine(url or CentralSettings().database_url)
-    create_schema(engine)
+    engine = migrated_engine(url or CentralSettings().database_url)
     return engine, make_session_factory(engine)
 
 

@@ -34,14 +34,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _fleet(args: argparse.Namespace):  # -> tuple[Fleet, Engine]
-    import central.fleet.models  # noqa: F401  (registers the fleet tables)
-    from central.db import create_schema, make_engine, make_session_factory
+    from central.db import make_session_factory
     from central.fleet.service import Fleet
     from central.fleet.settings import FleetSettings
+    from central.migrate import migrated_engine
     from central.settings import CentralSettings
 
-    engine = make_engine(args.database_url or CentralSettings().database_url)
-    create_schema(engine)
+    engine = migrated_engine(args.database_url or CentralSettings().database_url)
     settings = FleetSettings()
     fleet = Fleet(
         make_session_factory(engine), settings.broker_auth(), settings.low_battery_percent

@@ -40,14 +40,11 @@ def register(central_commands: argparse._SubParsersAction) -> None:
 
 
 def _engine(url: str | None):
-    import central.auth.models  # noqa: F401  (registers the tables create_schema makes)
-    import central.roster.models  # noqa: F401
-    import central.school.models  # noqa: F401
-    from central.db import create_schema, make_engine, make_session_factory
+    from central.db import make_session_factory
+    from central.migrate import migrated_engine
     from central.settings import CentralSettings
 
-    engine = make_engine(url or CentralSettings().database_url)
-    create_schema(engine)
+    engine = migrated_engine(url or CentralSettings().database_url)
     return engine, make_session_factory(engine)
 
 

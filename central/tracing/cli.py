@@ -74,7 +74,8 @@ def _database_url(args: argparse.Namespace) -> str:
 
 
 def import_command(args: argparse.Namespace) -> int:
-    from central.db import create_schema, make_engine, make_session_factory
+    from central.db import make_engine, make_session_factory
+    from central.migrate import upgrade
     from central.tracing import TracingError
     from central.tracing.catalogue import import_catalogue
     from central.tracing.files import read_items, read_prerequisites, read_resources, read_skills
@@ -89,7 +90,7 @@ def import_command(args: argparse.Namespace) -> int:
         prerequisites = read_prerequisites(args.prerequisites) if args.prerequisites else None
         items = read_items(args.items) if args.items else None
         resources = read_resources(args.resources) if args.resources else None
-        create_schema(engine)
+        upgrade(_database_url(args))
         with make_session_factory(engine).begin() as session:
             summary = import_catalogue(
                 session,
@@ -110,13 +111,13 @@ def import_command(args: argparse.Namespace) -> int:
 def refit_command(args: argparse.Namespace) -> int:
     from rich.progress import Progress
 
-    from central.db import create_schema, make_engine, make_session_factory
+    from central.db import make_session_factory
+    from central.migrate import migrated_engine
     from central.tracing import TracingError
     from central.tracing.mastery import refit
 
-    engine = make_engine(_database_url(args))
+    engine = migrated_engine(_database_url(args))
     try:
-        create_schema(engine)
         with Progress(transient=True) as progress:
             task = progress.add_task("replaying students", total=None)
 
