@@ -112,7 +112,25 @@ def _matching_revision(differences: list[Any]) -> str:
         for earlier, added in TABLES_ADDED_AFTER.items():
             if missing == added:
                 return earlier
+    shown = "; ".join(_describe(diff) for diff in differences[:5])
+    more = f" (and {len(differences) - 5} more)" if len(differences) > 5 else ""
     raise UnmigratedSchema(
         "the database has tables but no migration history, and differs from the models: "
-        f"{differences[:5]}"
+        f"{shown}{more}. Point --database-url at an empty database or one classink made."
     )
+
+
+def _describe(diff: Any) -> str:
+    """One schema difference from alembic's compare_metadata, in a few words."""
+    if isinstance(diff, list):  # column modifications come as a list of tuples
+        diff = diff[0]
+    kind, subject = diff[0], diff[1] if len(diff) > 1 else None
+    name = getattr(subject, "name", None)
+    table = getattr(getattr(subject, "table", None), "name", None)
+    if kind in ("add_table", "remove_table"):
+        return f"{'missing' if kind == 'add_table' else 'unexpected'} table {name}"
+    if kind in ("add_column", "remove_column"):
+        where, column = diff[2], diff[3].name
+        return f"{'missing' if kind == 'add_column' else 'unexpected'} column {where}.{column}"
+    where = f"{table}." if table else ""
+    return f"{kind.replace('_', ' ')} {where}{name or diff[2:]}"
