@@ -13,7 +13,7 @@ from central.db import create_schema, make_engine
 from central.migrate import UnmigratedSchema, all_models_metadata, schema_differences, upgrade
 
 
-def _differences(url: str) -> list:
+def differences_at(url: str) -> list:
     engine = make_engine(url)
     try:
         with engine.connect() as connection:
@@ -33,20 +33,20 @@ def _tables(url: str) -> set[str]:
 def test_migrated_schema_equals_the_models(database_url: str) -> None:
     upgrade(database_url)
 
-    assert _differences(database_url) == []
+    assert differences_at(database_url) == []
     assert _tables(database_url) == set(all_models_metadata().tables) | {"alembic_version"}
 
 
 def test_upgrading_twice_changes_nothing(database_url: str) -> None:
     upgrade(database_url)
     upgrade(database_url)
-    assert _differences(database_url) == []
+    assert differences_at(database_url) == []
 
 
 def test_an_empty_database_differs_from_the_models(tmp_path: Path) -> None:
     # The comparison above can fail: without the migration every table is missing.
     url = f"sqlite:///{tmp_path / 'empty.db'}"
-    missing = {diff[1].name for diff in _differences(url) if diff[0] == "add_table"}
+    missing = {diff[1].name for diff in differences_at(url) if diff[0] == "add_table"}
     assert missing == set(all_models_metadata().tables)
 
 
@@ -59,7 +59,7 @@ def test_a_database_made_by_create_all_is_adopted(tmp_path: Path) -> None:
     upgrade(url)
 
     assert "alembic_version" in _tables(url)
-    assert _differences(url) == []
+    assert differences_at(url) == []
 
 
 def test_a_database_unlike_the_models_is_refused(tmp_path: Path) -> None:
@@ -82,7 +82,7 @@ def test_migrate_command(tmp_path: Path) -> None:
         check=False,
     )
     assert result.returncode == 0, result.stderr
-    assert _differences(url) == []
+    assert differences_at(url) == []
 
 
 def test_every_command_that_opens_the_store_migrates_it(tmp_path: Path) -> None:
@@ -96,7 +96,7 @@ def test_every_command_that_opens_the_store_migrates_it(tmp_path: Path) -> None:
     )  # fmt: skip
     assert run.returncode == 0, run.stderr
     assert "alembic_version" in _tables(url)
-    assert _differences(url) == []
+    assert differences_at(url) == []
 
     foreign = tmp_path / "foreign.db"
     engine = make_engine(f"sqlite:///{foreign}")

@@ -17,9 +17,10 @@ from pathlib import Path
 import pytest
 from pg import create_database
 from sqlalchemy import MetaData, inspect, text
+from test_migrations import differences_at
 
 from central.db import make_engine
-from central.migrate import ADVISORY_LOCK_KEY, all_models_metadata, schema_differences, upgrade
+from central.migrate import ADVISORY_LOCK_KEY, all_models_metadata, upgrade
 from classink.mosquitto import Mosquitto, free_port
 
 HEAD = "0002"
@@ -33,15 +34,6 @@ def _versions(url: str) -> list[str]:
                 row[0]
                 for row in connection.execute(text("SELECT version_num FROM alembic_version"))
             ]
-    finally:
-        engine.dispose()
-
-
-def _differences(url: str) -> list:
-    engine = make_engine(url)
-    try:
-        with engine.connect() as connection:
-            return schema_differences(connection)
     finally:
         engine.dispose()
 
@@ -104,7 +96,7 @@ def test_two_serve_processes_starting_at_once_on_postgresql(
         for log in logs:
             log.close()
     assert _versions(url) == [HEAD]
-    assert _differences(url) == []
+    assert differences_at(url) == []
 
 
 def test_the_upgrade_waits_for_the_advisory_lock(postgres_url: str) -> None:
@@ -160,4 +152,4 @@ def test_a_create_all_database_from_before_the_sites_table_is_adopted(
     upgrade(url)
 
     assert _versions(url) == [HEAD]
-    assert _differences(url) == []
+    assert differences_at(url) == []
