@@ -193,9 +193,11 @@ def _worker(
     cpu_s = time.process_time() - cpu_began
     with engine.connect() as connection:  # the pool's one connection: the one ingest used
         backend_pid = connection.exec_driver_sql("SELECT pg_backend_pid()").scalar_one()
+    # Read while the backend is alive: it exits once the engine lets go of its connection.
+    backend_cpu_s = _process_cpu_s(backend_pid)
     engine.dispose()
     _end_session(port, client_id)
-    results.put((client_id, committed, time.time(), cpu_s, _process_cpu_s(backend_pid)))
+    results.put((client_id, committed, time.time(), cpu_s, backend_cpu_s))
 
 
 def _process_cpu_s(pid: int) -> float:

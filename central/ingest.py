@@ -27,6 +27,7 @@ from typing import Any
 import orjson
 import psycopg
 from ext.jsonspan import value_span
+from psycopg.postgres import types as pg_types
 from sqlalchemy import JSON, Insert, select, tuple_
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DataError, DBAPIError, SQLAlchemyError
@@ -43,6 +44,7 @@ from central.mqtt_subscriber.protocol import (
 from central.payloads import (
     SCHEMAS_DIR,
     PayloadRejected,
+    load_strokes_fast_path,
     load_validators,
     parse_json,
     parse_rfc3339,
@@ -77,6 +79,13 @@ _JSON_COLUMNS = frozenset(
 _EVENT_ID = _ANSWER_COLUMNS.index("event_id")
 _STAGING = "classink_incoming_answers"
 _PREFERS_LZ4 = "classink_prefers_lz4"
+_COPY_TYPES = "classink_answer_copy_types"
+# answer_events' column types whose binary COPY form psycopg writes from the values _copy_row
+# gives, and the type to write each as. JSON goes as its text, which is json's binary form too:
+# psycopg's own json writer would encode the text again, as a JSON string.
+_BINARY_COPY_AS = {
+    name: name for name in ("varchar", "text", "int8", "float8", "bool", "timestamptz")
+} | {"json": "text"}
 KEEPALIVE_S = 30
 DEFAULT_MAX_BATCH = 1000
 
@@ -98,8 +107,9 @@ class Outcome:
 @dataclass(frozen=True)
 class _Checked:
     kind: str  # "answers" or "status"
-    doc: dict[str, Any]
+    doc: dict[str, Any]  # an answer's without its strokes, when strokes_json holds them
     payload: bytes  # the JSON text the doc was parsed from
+    strokes_json: str | None = None
 
 
 def _storable_problem(doc: dict[str, Any]) -> str | None:
@@ -141,13 +151,42 @@ def _prefer_lz4(cursor: psycopg.Cursor[Any], info: dict[str, Any]) -> None:
     info[_PREFERS_LZ4] = True
 
 
+def _binary_copy_types(cursor: psycopg.Cursor[Any], info: dict[str, Any]) -> list[int] | None:
+    """Once per database connection: the type oid to write each of _ANSWER_COLUMNS as in a binary
+    COPY, read from answer_events itself, or None if a column has a type _BINARY_COPY_AS lacks
+    (then COPY uses text, as it can for any type). Binary rows cost psycopg about a fifth of
+    text ones, which format every number and date as text and escape every string."""
+    if _COPY_TYPES not in info:
+        cursor.execute(
+            "SELECT a.attname, t.typname FROM pg_attribute a JOIN pg_type t ON t.oid = a.atttypid "
+            "WHERE a.attrelid = 'answer_events'::regclass AND a.attnum > 0 AND NOT a.attisdropped"
+        )
+        types = dict(cursor.fetchall())
+        write_as = [_BINARY_COPY_AS.get(types.get(column, "")) for column in _ANSWER_COLUMNS]
+        oids = [pg_types[name].oid for name in write_as if name is not None]
+        info[_COPY_TYPES] = oids if len(oids) == len(_ANSWER_COLUMNS) else None
+    return info[_COPY_TYPES]
+
+
+def _copy_rows(
+    cursor: psycopg.Cursor[Any], table: str, rows: list[list[Any]], types: list[int] | None
+) -> None:
+    """COPY in binary when given the types to write each column as, else in text."""
+    columns = ", ".join(_ANSWER_COLUMNS)
+    binary = " WITH (FORMAT BINARY)" if types else ""
+    with cursor.copy(f"COPY {table} ({columns}) FROM STDIN{binary}") as copy:
+        if types:
+            copy.set_types(types)
+        for row in rows:
+            copy.write_row(row)
+
+
 def _copy_answers(session: Session, rows: list[list[Any]]) -> set[str]:
     """PostgreSQL: rows (in _ANSWER_COLUMNS order, sorted by event id) are streamed with COPY,
     which costs a fraction of a multi-row INSERT on the client. Rows whose ids are already stored
     (a redelivery) are left out first; if another worker stores one of the rest meanwhile, the
     COPY fails on the unique index, is rolled back to its savepoint, and the batch goes through
     a per-connection staging table and INSERT ... ON CONFLICT DO NOTHING instead."""
-    columns = ", ".join(_ANSWER_COLUMNS)
     connection = session.connection().connection
     driver = connection.driver_connection
     statement = "choosing lz4 compression"
@@ -161,11 +200,16 @@ def _copy_answers(session: Session, rows: list[list[Any]]) -> set[str]:
             if not new:
                 return set()
             cursor.execute("SAVEPOINT classink_copy")
-            statement = f"COPY answer_events ({columns}) FROM STDIN"
+            statement = "COPY answer_events FROM STDIN"  # as errors will name it
             try:
-                with cursor.copy(statement) as copy:
-                    for row in new:
-                        copy.write_row(row)
+                try:
+                    types = _binary_copy_types(cursor, connection.info)
+                    _copy_rows(cursor, "answer_events", new, types)
+                except (TypeError, ValueError, OverflowError):
+                    # A value psycopg cannot write in its column's binary form, such as 5.0 for
+                    # an integer (JSON Schema allows it): the batch goes as text, as any could.
+                    cursor.execute("ROLLBACK TO SAVEPOINT classink_copy")
+                    _copy_rows(cursor, "answer_events", new, None)
             except psycopg.errors.UniqueViolation:
                 cursor.execute("ROLLBACK TO SAVEPOINT classink_copy")
                 return _copy_through_staging(cursor, new)
@@ -182,9 +226,7 @@ def _copy_through_staging(cursor: psycopg.Cursor[Any], rows: list[list[Any]]) ->
     cursor.execute(
         f"CREATE TEMP TABLE IF NOT EXISTS {_STAGING} (LIKE answer_events) ON COMMIT DELETE ROWS"
     )
-    with cursor.copy(f"COPY {_STAGING} ({columns}) FROM STDIN") as copy:
-        for row in rows:
-            copy.write_row(row)
+    _copy_rows(cursor, _STAGING, rows, None)  # rare: in text, which takes any value
     cursor.execute(
         f"INSERT INTO answer_events ({columns}) SELECT {columns} FROM {_STAGING} "
         "ORDER BY event_id ON CONFLICT DO NOTHING RETURNING event_id"
@@ -251,15 +293,32 @@ def _json_text(value: Any) -> str | None:
     return None if value is None else orjson.dumps(value).decode()
 
 
+def _strokes_span(payload: bytes) -> tuple[int, int] | None:
+    # A `\u` escape could spell a second member named strokes, which parsers would keep instead.
+    return None if b"\\u" in payload else value_span(payload, b"strokes")
+
+
+def _strokes_text(strokes: Any, payload: bytes) -> str:
+    """The strokes' JSON text: the payload's own slice where ext/jsonspan finds it, rather than
+    the parsed points serialised again; PostgreSQL stores JSON as text, so readers get the same
+    value back."""
+    span = _strokes_span(payload)
+    if span is None:
+        return orjson.dumps(strokes).decode()
+    return payload[span[0] : span[1]].decode()
+
+
 def _copy_row(answer: _Checked, received_at: datetime) -> list[Any]:
-    """One answer as a COPY row, in _ANSWER_COLUMNS order. The strokes (most of the row) are the
-    payload's own JSON text when ext/jsonspan finds them, rather than the parsed points
-    serialised again; PostgreSQL stores JSON as text, so readers get the same value back."""
+    """One answer as a COPY row, in _ANSWER_COLUMNS order; the strokes (most of the row) as the
+    JSON text _check kept, or as _strokes_text makes it from a doc that holds them."""
     doc = answer.doc
+    strokes = answer.strokes_json
+    if strokes is None:
+        strokes = _strokes_text(doc["strokes"], answer.payload)
     row: list[Any] = []
     for column in _ANSWER_COLUMNS:
-        if column == "strokes" and (span := value_span(answer.payload, b"strokes")) is not None:
-            row.append(answer.payload[span[0] : span[1]].decode())
+        if column == "strokes":
+            row.append(strokes)
         elif column in _JSON_COLUMNS:
             row.append(_json_text(doc.get(column)))
         elif column == "created_at":
@@ -280,9 +339,11 @@ class Ingestor:
     def __init__(self, sessions: sessionmaker[Session], schemas_dir: Path = SCHEMAS_DIR) -> None:
         self._sessions = sessions
         self._validators = load_validators(schemas_dir)
+        self._strokes_fast_path = load_strokes_fast_path(schemas_dir)
         self.counts: Counter[str] = Counter()
-        # Called with each newly stored scored answer once it is committed (central/tracing adds
-        # one). A failing observer is logged: the answer stays stored and is still acknowledged.
+        # Called with each newly stored scored answer's fields once it is committed (central/
+        # tracing adds one); without strokes, which are left unparsed when possible. A failing
+        # observer is logged: the answer stays stored and is still acknowledged.
         self.observers: list[Callable[[dict[str, Any]], None]] = []
 
     def handle(self, topic: str, payload: bytes) -> Outcome:
@@ -346,16 +407,24 @@ class Ingestor:
         route = _TOPIC.fullmatch(topic)
         if route is None:
             raise PayloadRejected("unknown_topic")
-        doc = parse_json(payload)
-        problem = self._validators[route["kind"]].problem(doc)
-        if problem is not None:
-            raise PayloadRejected(f"schema: {problem}")
+        kind = route["kind"]
+        fast = self._strokes_fast_path.accept(payload) if kind == "answers" else None
+        if fast is not None:
+            doc, strokes_json = fast
+        else:
+            doc = parse_json(payload)
+            problem = self._validators[kind].problem(doc)
+            if problem is not None:
+                raise PayloadRejected(f"schema: {problem}")
+            strokes_json = None
         if (doc["site_id"], doc["gateway_id"]) != (route["site"], route["gateway"]):
             raise PayloadRejected("topic_mismatch")
         problem = _storable_problem(doc)
         if problem is not None:
             raise PayloadRejected(f"unstorable: {problem}")
-        return _Checked(route["kind"], doc, payload)
+        if kind == "answers" and strokes_json is None:
+            strokes_json = _strokes_text(doc.pop("strokes"), payload)
+        return _Checked(kind, doc, payload, strokes_json)
 
     def _store(
         self,
@@ -434,6 +503,9 @@ class Ingestor:
         for answer in answers:
             doc = answer.doc  # type: ignore[union-attr]
             row = {column: doc.get(column) for column in _ANSWER_COLUMNS}
+            strokes_json = answer.strokes_json  # type: ignore[union-attr]
+            if strokes_json is not None:  # parsed as the whole payload would have been
+                row["strokes"] = parse_json(strokes_json.encode())
             row["created_at"] = parse_rfc3339(doc["created_at"])
             row["received_at"] = received_at
             rows.append(row)

@@ -11,20 +11,31 @@ readable reason. tests/test_ingest_payloads.py checks that both paths give the s
 JSON is parsed by orjson and, whenever orjson refuses a payload or the payload holds a number
 orjson would read differently (integers beyond 64 bits become floats there), by the standard
 library with the contract's rules, so the verdict never depends on which parser ran.
+
+An answer's strokes, most of its bytes, are not parsed at all when StrokesFastPath can help:
+ext/strokecheck checks them in place against the schema's strokes rules, and only the rest of the
+answer is parsed and validated, against the schema with strokes allowed to be anything. Whatever
+that path cannot accept goes through the full one above, which also gives every rejection its
+reason; tests/test_ingest_strokes_fast_path.py checks that both paths give the same verdicts.
 """
 
 from __future__ import annotations
 
+import copy
 import json
+import logging
 import math
 from pathlib import Path
 from typing import Any
 
 import jsonschema_rs
 import orjson
+from ext.strokecheck import STROKES_SCHEMA, VALID, find_strokes
 from jsonschema.exceptions import best_match
 
 from classink.schemas import SCHEMAS_DIR, parse_rfc3339, reference_validator
+
+logger = logging.getLogger(__name__)
 
 SCHEMA_FILES = {"answers": "answer-event.v1.json", "status": "status.v1.json"}
 # 20 digits in a row may be an integer beyond 64 bits, which orjson turns into a float. Found by
@@ -103,6 +114,11 @@ def load_validators(schemas_dir: Path = SCHEMAS_DIR) -> dict[str, PayloadValidat
     }
 
 
+def load_strokes_fast_path(schemas_dir: Path = SCHEMAS_DIR) -> StrokesFastPath:
+    schema = (schemas_dir / SCHEMA_FILES["answers"]).read_text(encoding="utf-8")
+    return StrokesFastPath(json.loads(schema))
+
+
 def _refuse_constant(name: str) -> Any:
     raise ValueError(f"{name} is not JSON")
 
@@ -132,3 +148,66 @@ def parse_json(payload: bytes) -> Any:
         except orjson.JSONDecodeError:
             pass  # the strict parser decides, so that both agree on every edge case
     return parse_json_strictly(payload)
+
+
+class StrokesFastPath:
+    """Accepts valid answers without parsing their strokes (see the module's doc).
+
+    `accept(payload)` is the answer's fields without `strokes`, and the strokes' JSON text, if
+    the payload is a valid answer; None means the full path must decide. It is never wrong in the
+    other direction: a payload it accepts is one the full path accepts, with the same fields.
+    """
+
+    def __init__(self, schema: dict[str, Any]) -> None:
+        self.enabled = _strokes_only_where_expected(schema)
+        if not self.enabled:
+            logger.warning(
+                "the answer schema's strokes rules are not those ext/strokecheck implements: "
+                "every answer takes the full (slower) validation path"
+            )
+            return
+        envelope = copy.deepcopy(schema)
+        envelope["properties"]["strokes"] = True
+        self._envelope = PayloadValidator(envelope)
+
+    def accept(self, payload: bytes) -> tuple[dict[str, Any], str] | None:
+        if not self.enabled:
+            return None
+        verdict, start, end, _ = find_strokes(payload)
+        if verdict != VALID:
+            return None
+        # The rest of the answer, with the strokes replaced by null: their schema is `true` there.
+        envelope = payload[:start] + b"null" + payload[end:]
+        # A `\u` escape could spell another member named strokes that parsers would keep instead
+        # of the one checked; the null must be what the parser sees as strokes.
+        if b"\\u" in envelope:
+            return None
+        try:
+            doc = parse_json(envelope)
+        except PayloadRejected:
+            return None
+        if not isinstance(doc, dict) or doc.get("strokes", False) is not None:
+            return None
+        if not self._envelope._fast_accepts(doc):
+            return None
+        del doc["strokes"]
+        # VALID strokes are plain ASCII.
+        return doc, payload[start:end].decode("ascii")
+
+
+# Keywords that could apply rules to a member without naming it.
+_INDIRECT_KEYWORDS = ("patternProperties", "propertyNames", "dependentSchemas", "unevaluated")
+
+
+def _strokes_only_where_expected(schema: dict[str, Any]) -> bool:
+    """True if the schema's only rules about strokes are STROKES_SCHEMA and that they are
+    required, so that checking them apart from the rest is checking the whole."""
+    properties = schema.get("properties")
+    if not isinstance(properties, dict) or properties.get("strokes") != STROKES_SCHEMA:
+        return False
+    if "strokes" not in schema.get("required", []):
+        return False
+    rest = dict(schema, properties={k: v for k, v in properties.items() if k != "strokes"})
+    rest["required"] = [name for name in schema["required"] if name != "strokes"]
+    text = json.dumps(rest)
+    return "strokes" not in text and not any(word in text for word in _INDIRECT_KEYWORDS)
