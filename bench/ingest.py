@@ -200,6 +200,13 @@ def _worker(
     results.put((client_id, committed, time.time(), cpu_s, backend_cpu_s))
 
 
+def _json_line(figures: dict[str, Any]) -> str:
+    # A figure that could not be measured (NaN) is written as null: NaN is not JSON.
+    return json.dumps(
+        {k: None if isinstance(v, float) and v != v else v for k, v in figures.items()}
+    )
+
+
 def _process_cpu_s(pid: int) -> float:
     """User + system CPU seconds a process on this machine has used (its PostgreSQL backend)."""
     try:
@@ -378,7 +385,7 @@ def main(argv: list[str] | None = None) -> None:
             runs.append(result)
     one, two, drain, paced = runs
     print(
-        json.dumps(
+        _json_line(
             {
                 "answers_per_s": one.answers_per_s,
                 "answers_per_s_2_workers": two.answers_per_s,
