@@ -73,7 +73,6 @@ class Pipeline:
 
     def __post_init__(self) -> None:
         self._answers = AnswerAssembler(idle_s=self.idle_s, revisit_s=self.revisit_s)
-        self._restore_boxes()
         self._forget_at = 0.0
         self._pen_of_link: dict[str, str] = {}
         self._assemblers: dict[str, StrokeAssembler] = {}
@@ -84,9 +83,8 @@ class Pipeline:
         # Pens whose roster entry is "teacher:<id>" mark papers (gateway/scoring/marking.py).
         self._students, self._teachers = split_roster(self.roster)
         # Student ids read from student_id boxes, by (pen, page): used when nothing else says
-        # whose answers a pen writes.
-        # Kept in the outbox database: written down before the answer that read it is stored, so
-        # that whatever a crash interrupts, the ink it came from is still journaled or stored.
+        # whose answers a pen writes. Kept in the outbox database, written before the answer that
+        # read it is stored: whatever a crash interrupts, that ink is still journaled or stored.
         self._written_ids: dict[tuple[str, str], str] = self.outbox.written_ids()
         # Finalised answers (with their wall-clock time) not in the outbox yet: stored at the
         # next tick, or held back while the disk has no room.
@@ -94,6 +92,7 @@ class Pipeline:
         self._fresh = False  # answers were finalised since the last store
         self._retry_at = 0.0
         self._loud_at = 0.0
+        self._restore_boxes()
 
     def on_pen_events(self, link: str, events: list[Event], now: float | None = None) -> None:
         self.on_round([(link, events)], now)
@@ -180,7 +179,10 @@ class Pipeline:
     def _forget_old_strokes(self) -> None:
         before = time.time() - self.revisit_s
         self._answers.forget_strokes(before)
-        self.outbox.forget_box_strokes(before)
+        try:
+            self.outbox.forget_box_strokes(before)
+        except sqlite3.Error as exc:  # a full disk, say: the next round tries again
+            self._storage_failed("old strokes of answered boxes not forgotten", exc)
 
     def replay_journal(self, now: float | None = None) -> int:
         """At start-up: feed the strokes a previous run journaled but never settled, in order."""
