@@ -16,6 +16,7 @@ from hypothesis import strategies as st
 from psycopg.postgres import types as pg_types
 from sqlalchemy import select
 from test_ingest_payloads import _answers, _mutations
+from test_strokecheck_kernel import edit_bytes
 
 from bench.ingest import _answer
 from central.ingest import _ANSWER_COLUMNS, Ingestor, OutcomeKind, _binary_copy_types
@@ -105,14 +106,7 @@ def test_byte_edits_of_a_real_answer_get_the_same_verdict_either_way(
     text = bytearray(_answer("gw-1", seq, random.Random(seq))[1])
     text = text.replace(b"2000-01-01T00:00:00.000000Z", b"2025-03-04T09:15:30.250000Z")
     for where, edit, byte in edits:
-        at = int(where * len(text))
-        if edit == 0:
-            text.insert(at, byte)
-        elif at < len(text):
-            if edit == 1:
-                del text[at]
-            else:
-                text[at] = byte
+        edit_bytes(text, int(where * len(text)), edit, byte)
     _agree("classink/v1/bench-site/gw-1/answers", bytes(text))
 
 

@@ -199,8 +199,9 @@ def test_student_answers_of_every_kind_flow_to_central_and_its_review_list(pipel
         engine.dispose()
 
 
-def test_a_pen_nobody_rostered_takes_the_student_id_written_on_the_page(tmp_path):
-    p = Pipeline(
+def unrostered_pipeline(tmp_path) -> Pipeline:
+    """A gateway with an empty roster, on an outbox that outlives it (a restart opens it again)."""
+    return Pipeline(
         site_id="s1",
         gateway_id="g1",
         templates=TemplateIndex([TEMPLATE]),
@@ -208,6 +209,10 @@ def test_a_pen_nobody_rostered_takes_the_student_id_written_on_the_page(tmp_path
         outbox=Outbox(tmp_path / "outbox.db"),
         recognizer=Recognizer.load(),
     )
+
+
+def test_a_pen_nobody_rostered_takes_the_student_id_written_on_the_page(tmp_path):
+    p = unrostered_pipeline(tmp_path)
     x, y, _, h = REGIONS["sid"].box_mm
     sid, digit_x = [], x + 2
     for d in "3071":
@@ -227,14 +232,7 @@ def test_a_pen_nobody_rostered_takes_the_student_id_written_on_the_page(tmp_path
 
     # A restarted gateway still knows whose page it is.
     p.outbox.close()
-    again = Pipeline(
-        site_id="s1",
-        gateway_id="g1",
-        templates=TemplateIndex([TEMPLATE]),
-        roster={},
-        outbox=Outbox(tmp_path / "outbox.db"),
-        recognizer=Recognizer.load(),
-    )
+    again = unrostered_pipeline(tmp_path)
     two = in_box("digit", "2", REGIONS["q2"].box_mm, index=31)
     feed(again, "/dev/ttyACM0", wire(STUDENT_MAC, TEMPLATE_PAGE, two))
     after = events(again)[-1]

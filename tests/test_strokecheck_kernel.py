@@ -26,6 +26,17 @@ SUFFIX = b',"z":null}'
 EDIT_BYTES = b'0123456789-+.eE[]{},:" \t\n\\tfnulrsx\x00\x7f\xff'
 
 
+def edit_bytes(text: bytearray, at: int, edit: int, byte: int) -> None:
+    """Insert (edit 0), delete (1) or replace (2) one byte at `at`, in place."""
+    if edit == 0:
+        text.insert(at, byte)
+    elif at < len(text):
+        if edit == 1:
+            del text[at]
+        else:
+            text[at] = byte
+
+
 def _reference_verdict(text: bytes) -> int:
     """VALID or INVALID as the standard library's parser and jsonschema see strokes `text`."""
     try:
@@ -201,15 +212,7 @@ def test_many_mutated_strokes_agree() -> None:
         text = bytearray(_stroke_text(rng))
         for _ in range(rng.choice([0, 0, 1, 1, 2, 3])):
             at = rng.randrange(len(text) + 1)
-            edit = rng.randrange(3)
-            byte = EDIT_BYTES[rng.randrange(len(EDIT_BYTES))]
-            if edit == 0:
-                text.insert(at, byte)
-            elif at < len(text):
-                if edit == 1:
-                    del text[at]
-                else:
-                    text[at] = byte
+            edit_bytes(text, at, rng.randrange(3), EDIT_BYTES[rng.randrange(len(EDIT_BYTES))])
         verdicts[_check_both(bytes(text))[0]] += 1
     assert min(verdicts.values()) > 20, verdicts
 
