@@ -103,18 +103,26 @@ def as_coordinate_events(reads: list[list[Event]]) -> list[list[Event]]:
 
     All reads of a poll round are decoded in one batch: a pen's read holds a few frames, and
     the numpy work per batch costs about as much for three frames as for three hundred."""
-    frames = [e for events in reads for e in events if isinstance(e, LatticeFrame)]
-    if not frames:
+    framed = [any(isinstance(e, LatticeFrame) for e in events) for events in reads]
+    if not any(framed):
         return reads
+    frames = [
+        e
+        for events, has in zip(reads, framed, strict=True)
+        if has
+        for e in events
+        if isinstance(e, LatticeFrame)
+    ]
     decoded = iter(decode(frames))
-    return [_rewritten(events, decoded) for events in reads]
+    return [
+        _rewritten(events, decoded) if has else events
+        for events, has in zip(reads, framed, strict=True)
+    ]
 
 
 def _rewritten(
     events: list[Event], decoded: Iterator[tuple[PageAddress, float, float] | None]
 ) -> list[Event]:
-    if not any(isinstance(e, LatticeFrame) for e in events):
-        return events
     out: list[Event] = []
     page: PageAddress | None = None
     for e in events:
