@@ -125,6 +125,7 @@ class BleHub:
         self.pens: dict[str, _Pen] = {}
         self.connected: set[str] = set()
         self._queue: asyncio.Queue[str] = asyncio.Queue()
+        self._stopping = asyncio.Event()
 
     async def run(self, stop: asyncio.Event) -> None:
         scanner = BleakScanner(self._on_advertisement, backend=self.scanner_backend)
@@ -133,6 +134,10 @@ class BleHub:
         try:
             await stop.wait()
         finally:
+            # The pen tasks also end on this flag: on Python 3.11 a cancel that arrives as
+            # asyncio.wait_for times out can be lost, and a task that missed it served its pen
+            # forever, so stopping the hub hung.
+            self._stopping.set()
             await scanner.stop()
             connector.cancel()
             pen_tasks = [p.task for p in self.pens.values() if p.task is not None]
@@ -163,7 +168,7 @@ class BleHub:
             self._queue.put_nowait(address)
 
     async def _connect_one_at_a_time(self) -> None:
-        while True:
+        while not self._stopping.is_set():
             address = await self._queue.get()
             pen = self.pens[address]
             client = BleakClient(
@@ -203,7 +208,7 @@ class BleHub:
             self.connected.add(address)
             pen.failures = 0
             session.connect(time.monotonic())
-            while client.is_connected:
+            while client.is_connected and not self._stopping.is_set():
                 await self._send(client, write_char, session.data_to_send())
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(pen.wake.wait(), self.tick_s)
@@ -215,7 +220,8 @@ class BleHub:
                 events += session.tick(now)
                 if events:
                     self.deliver(link, events)
-            self._failed(address, pen, "disconnected")
+            if not self._stopping.is_set():
+                self._failed(address, pen, "disconnected")
         except (BleakError, TimeoutError, OSError) as exc:
             self._failed(address, pen, str(exc))
         finally:
