@@ -73,7 +73,9 @@ async def lesson(tmp_path, pens: list[dict], timeout: float = 40.0):
         for link, batch_id in pipeline.take_durable_batches():
             hub.batch_durable(link, batch_id)
         written = all(p.done.is_set() for p in ble_pens)
-        if written and pipeline.stats.strokes >= expected - sum(cut_ups.values()):
+        # Offline memory is deleted only after its batch is durable here: wait for that too.
+        emptied = all(p.firmware.stored_count == 0 for p in ble_pens)
+        if written and emptied and pipeline.stats.strokes >= expected - sum(cut_ups.values()):
             break
         await asyncio.sleep(0.05)
     await asyncio.sleep(1.0)  # let the last answers go idle
