@@ -57,6 +57,20 @@ def central_kills(run: LiveClassroom, kills: int, every_s: float) -> dict[str, A
     return {"central_kills": kills}
 
 
+def can_mount_tmpfs() -> bool:
+    """Whether small_tmpfs can work here: it needs root and a kernel that lets us mount."""
+    if os.geteuid() != 0:
+        return False
+    with tempfile.TemporaryDirectory(prefix="classink-tmpfs-probe") as probe:
+        mounted = subprocess.run(
+            ["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", probe], capture_output=True
+        )
+        if mounted.returncode != 0:
+            return False
+        subprocess.run(["umount", probe], check=False, capture_output=True)
+    return True
+
+
 @contextlib.contextmanager
 def small_tmpfs(path: Path, size: str) -> Iterator[Path]:
     """A tmpfs of `size` at `path` (root only): a disk that really fills up."""

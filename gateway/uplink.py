@@ -17,6 +17,7 @@ import json
 import logging
 import queue
 import random
+import sqlite3
 import threading
 import time
 from collections.abc import Callable
@@ -42,6 +43,7 @@ RECONNECT_MAX_S = 60.0
 # Acknowledged rows are deleted together this often (one transaction, one fsync): deleting late
 # only means a row might be sent again after a crash, which central's dedupe absorbs.
 REMOVE_EVERY_S = 0.25
+STORAGE_LOG_EVERY_S = 2.0
 
 
 def topic(site_id: str, gateway_id: str, kind: str) -> str:
@@ -81,6 +83,7 @@ class UplinkStats:
     refused_connections: int = 0
     telemetry_sent: int = 0
     telemetry_skipped: int = 0
+    remove_failures: int = 0
 
 
 @dataclass
@@ -128,6 +131,8 @@ class Uplink:
         self._refused: list[tuple[float, int]] = []
         self._acked: list[int] = []  # acknowledged seqs not yet deleted from the outbox
         self._removed_at = 0.0
+        self._remove_failing = False
+        self._loud_at = 0.0
         self._sent_up_to = 0
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="uplink", daemon=True)
@@ -236,9 +241,28 @@ class Uplink:
 
     def _remove_acked(self) -> None:
         self._removed_at = time.monotonic()
-        acked, self._acked = self._acked, []
-        self.outbox.remove(acked)
-        self.stats.acknowledged += len(acked)
+        if not self._acked:
+            return
+        try:
+            self.outbox.remove(self._acked)
+        except sqlite3.Error as exc:
+            # A full disk refuses even a DELETE (it grows the WAL). Keep the acknowledged seqs
+            # and try again: if the gateway dies first they are sent again, and central's dedupe
+            # absorbs that. Letting the error out would end this thread and every send with it.
+            self._remove_failing = True
+            self.stats.remove_failures += 1
+            if self._removed_at >= self._loud_at:
+                self._loud_at = self._removed_at + STORAGE_LOG_EVERY_S
+                log.error(
+                    "GATEWAY STORAGE FAILING (%s): %d acknowledged events not yet removed from the "
+                    "outbox; retrying. Free space on the outbox's disk.",
+                    exc,
+                    len(self._acked),
+                )
+            return
+        self._remove_failing = False
+        self.stats.acknowledged += len(self._acked)
+        self._acked = []
 
     def _send_more(self) -> int:
         room = WINDOW - len(self._inflight)
@@ -282,7 +306,9 @@ class Uplink:
                 if self.trace is not None:
                     self.trace.acknowledged(event_id, acked_at)
         self._acked += done
-        if time.monotonic() - self._removed_at >= REMOVE_EVERY_S or len(self._acked) >= WINDOW:
+        # While removal fails, a full window of acks must not turn into a retry per loop.
+        window_full = len(self._acked) >= WINDOW and not self._remove_failing
+        if time.monotonic() - self._removed_at >= REMOVE_EVERY_S or window_full:
             self._remove_acked()
 
     def _status(self, state: str, reason: str, at: str | None) -> bytes:

@@ -8,14 +8,12 @@ Bounded: 8 coordinate pens sitting the 12-question sample exam (about 35 s of wr
 
 from __future__ import annotations
 
-import os
-import subprocess
-
 import pytest
 
 from bench.live_classroom import LiveClassroom
 from bench.reliability import (
     broker_outage,
+    can_mount_tmpfs,
     central_kills,
     full_disk,
     gateway_kills,
@@ -74,18 +72,7 @@ def test_lossy_slow_link_between_gateway_and_broker(tmp_path):
     assert link.stats.cuts >= 3 and link.stats.connections >= link.stats.cuts
 
 
-def _can_mount() -> bool:
-    if os.geteuid() != 0:
-        return False
-    probe = "/tmp/classink-tmpfs-probe"
-    os.makedirs(probe, exist_ok=True)
-    ok = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", probe]).returncode == 0
-    if ok:
-        subprocess.run(["umount", probe], check=False)
-    return ok
-
-
-@pytest.mark.skipif(not _can_mount(), reason="a real full disk needs root and mount -t tmpfs")
+@pytest.mark.skipif(not can_mount_tmpfs(), reason="a real full disk needs root and mount -t tmpfs")
 def test_outbox_disk_full_is_said_loudly_and_loses_nothing(tmp_path):
     with small_tmpfs(tmp_path / "outbox-fs", "6m") as fs:
         run = room(tmp_path, outbox_dir=fs)
