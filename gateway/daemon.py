@@ -64,6 +64,10 @@ def run(settings: GatewaySettings, stop: threading.Event) -> Pipeline:
         ble.start()
     try:
         while not stop.is_set():
+            if uplink.failed:
+                # Scoring on without sending would look healthy while nothing arrives: exit, so
+                # that the service manager restarts the gateway from its outbox.
+                raise RuntimeError("the uplink failed (logged above); restart the gateway")
             round_started = time.monotonic()
             # One round's reads from every pen go in together: their strokes share one journal
             # transaction and the answers they close one outbox transaction (at tick).

@@ -132,6 +132,7 @@ class Uplink:
         self._acked: list[int] = []  # acknowledged seqs not yet deleted from the outbox
         self._removed_at = 0.0
         self._remove_failing = False
+        self._failed = False
         self._loud_at = 0.0
         self._sent_up_to = 0
         self._stop = threading.Event()
@@ -230,7 +231,23 @@ class Uplink:
 
     # -- publisher thread -----------------------------------------------------------------------
 
+    @property
+    def failed(self) -> bool:
+        """The publisher thread ended on an unexpected error (logged): nothing more is sent."""
+        return self._failed
+
     def _run(self) -> None:
+        try:
+            self._publish_until_stopped()
+        except Exception:
+            self._failed = True
+            log.critical(
+                "uplink publisher stopped by an unexpected error; nothing more is sent until the "
+                "gateway restarts (the outbox keeps every event)",
+                exc_info=True,
+            )
+
+    def _publish_until_stopped(self) -> None:
         while not self._stop.is_set():
             self._settle_acks()
             sent = self._send_more()

@@ -89,7 +89,7 @@ def test_every_row_is_delivered_and_removed_only_after_ack(tmp_path):
     with Mosquitto() as broker:
         sub = Subscriber(broker.port)
         box = Outbox(tmp_path / "o.db")
-        ids = add_events(box, 50)
+        ids = add_events(box, 200)
         up = make_uplink(box, broker.port)
         up.start()
         try:
@@ -320,3 +320,17 @@ def test_a_full_disk_delays_removing_acknowledged_rows_but_not_sending(tmp_path)
         finally:
             up.stop()
             sub.close()
+
+
+def test_an_unexpected_error_in_the_publisher_is_reported_not_silent(tmp_path):
+    class BrokenOutbox(Outbox):
+        def pending(self, after_seq, limit):
+            raise RuntimeError("a bug")
+
+    box = BrokenOutbox(tmp_path / "o.db")
+    up = make_uplink(box, free_port())
+    up.start()
+    try:
+        assert wait_until(lambda: up.failed, timeout=5)
+    finally:
+        up.stop(drain_s=0)
