@@ -24,6 +24,7 @@ from hardware_sim.classroom import Classroom
 from hardware_sim.cli import SAMPLE_EXAM
 
 SITE_ID, GATEWAY_ID = "fault-school", "room-7"
+GATEWAY_RUNNING = b"templates, outbox depth"  # gateway/daemon.py's start-up line
 STALL_S = 30.0  # no new answer at central for this long, once past the timeout: give up
 
 
@@ -45,6 +46,7 @@ class LiveClassroom:
     stage_trace: bool = False  # the gateway writes each answer's stage times (stage_trace.jsonl)
     central_restarts: int = field(default=0, init=False)
     gateway_starts: int = field(default=0, init=False)
+    _gateway_log_from: int = field(default=0, init=False)  # where the latest start's log begins
 
     def __post_init__(self) -> None:
         self.work.mkdir(parents=True, exist_ok=True)
@@ -102,10 +104,23 @@ class LiveClassroom:
 
     def start_gateway(self) -> None:
         self.gateway_starts += 1
+        log = self.work / "gateway.log"
+        self._gateway_log_from = log.stat().st_size if log.exists() else 0
         self.gateway = spawn(
             ["gateway", "run", "--config", str(self.work / "gateway.json")],
             self.work / "gateway.log",
         )
+
+    def wait_gateway_running(self, timeout: float = 30.0) -> bool:
+        """Until the latest gateway start has opened its outbox and is about to read pens."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            with open(self.work / "gateway.log", "rb") as log:
+                log.seek(self._gateway_log_from)
+                if GATEWAY_RUNNING in log.read():
+                    return True
+            time.sleep(0.05)
+        return False
 
     def kill_gateway(self) -> None:
         kill9(self.gateway)

@@ -28,10 +28,14 @@ DRAIN_S = 120.0  # after the last pen stops: time for every answer to reach cent
 
 
 def gateway_kills(run: LiveClassroom, kills: int, seed: int, up_s=(0.5, 3.0)) -> dict[str, Any]:
-    """SIGKILL the gateway `kills` times at random moments (start-up, replay, mid-answer, while
-    publishing), restarting it at once each time."""
+    """SIGKILL the gateway `kills` times and restart it at once each time. Every other kill comes
+    `up_s` after the start (often still starting up on a loaded machine); the others that long
+    after the gateway is running (replaying, mid-answer, publishing), so that those moments are
+    hit however slowly a loaded machine starts the gateway."""
     rng = random.Random(seed)
-    for _ in range(kills):
+    for i in range(kills):
+        if i % 2 and not run.wait_gateway_running():
+            raise RuntimeError("the gateway did not start within 30 s; see its log")
         time.sleep(rng.uniform(*up_s))
         run.kill_gateway()
         run.start_gateway()
