@@ -52,6 +52,12 @@ class OfflineBatch:
 
 
 @dataclass(frozen=True)
+class MemoryDrained:
+    """Every note the pen listed at this connection has been fetched (or refused): the pen's
+    real-time events follow. The gateway uses it to put a restart's strokes in writing order."""
+
+
+@dataclass(frozen=True)
 class LinkLost:
     """The session gave up on a silent pen; what it had of an open stroke was closed before this."""
 
@@ -310,6 +316,7 @@ class PenSession:
             return
         self._answered()
         self._state = _State.ONLINE
+        out.append(MemoryDrained())
         out += self._release()
 
     def _release(self) -> list[Event]:

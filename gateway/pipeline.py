@@ -27,12 +27,13 @@ import orjson
 from ext.strokejson import points_json
 
 from firmware_bridge.events import Dot, Event, EventGap, OfflineStroke, PenInfo, Rejected
-from firmware_bridge.session import LinkLost, OfflineBatch
+from firmware_bridge.session import LinkLost, MemoryDrained, OfflineBatch
 from gateway import stroke_journal
 from gateway.answers import Answer, AnswerAssembler, BoxMemory
 from gateway.lattice_frames import as_coordinate_events
 from gateway.outbox import AnsweredBox, Outbox, Pending
 from gateway.rejects import Rejects
+from gateway.restart_order import RestartOrder
 from gateway.scoring.marking import read_mark, split_roster
 from gateway.scoring.read import read_region
 from gateway.scoring.recognizer import Recognizer
@@ -73,6 +74,7 @@ class Pipeline:
 
     def __post_init__(self) -> None:
         self._answers = AnswerAssembler(idle_s=self.idle_s, revisit_s=self.revisit_s)
+        self._order = RestartOrder()
         self._forget_at = 0.0
         self._pen_of_link: dict[str, str] = {}
         self._assemblers: dict[str, StrokeAssembler] = {}
@@ -164,6 +166,11 @@ class Pipeline:
                 finished.clear()
                 self._on_offline_batch(link, pen_id, event, now)
                 continue
+            if isinstance(event, MemoryDrained):
+                self._journal_and_feed(finished, now)
+                finished.clear()
+                self._release(pen_id, now)
+                continue
             stroke = self._assemblers[pen_id].feed(event)
             if stroke is not None:
                 finished.append(stroke)
@@ -185,12 +192,12 @@ class Pipeline:
             self._storage_failed("old strokes of answered boxes not forgotten", exc)
 
     def replay_journal(self, now: float | None = None) -> int:
-        """At start-up: feed the strokes a previous run journaled but never settled, in order."""
+        """At start-up: the strokes a previous run journaled but never settled, held until their
+        pen has delivered its offline memory, then used in writing order (restart_order.py)."""
         now = time.monotonic() if now is None else now
         rows = self.outbox.journaled()
-        for journal_id, blob in rows:
-            self._on_stroke(stroke_journal.decode(journal_id, blob), now)
-        self._store_waiting()
+        for journal_id, blob in rows:  # held until each pen's memory is drained (restart_order)
+            self._order.hold(stroke_journal.decode(journal_id, blob), now)
         self.stats.replayed += len(rows)
         if rows:
             log.info("replayed %d journaled strokes into open answers", len(rows))
@@ -295,6 +302,8 @@ class Pipeline:
         """Finalise answers whose box has been left alone for the idle time, and store those
         finalised since the last tick."""
         now = time.monotonic() if now is None else now
+        for pen_id in self._order.overdue(now):
+            self._release(pen_id, now)
         for answer in self._answers.due(now):
             self._emit(answer)
         if now >= self._forget_at:
@@ -306,11 +315,24 @@ class Pipeline:
             self._store_waiting()
 
     def flush(self) -> None:
+        for pen_id in self._order.pens():
+            self._release(pen_id, time.monotonic())
         for answer in self._answers.flush():
             self._emit(answer)
         self._store_waiting()
 
+    def _release(self, pen_id: str, now: float) -> None:
+        for stroke in self._order.release(pen_id):
+            self._place(stroke, now)
+
     def _on_stroke(self, stroke: Stroke, now: float) -> None:
+        if self._order.holding(stroke.pen_id):
+            self._order.hold(stroke, now)
+        else:
+            self._place(stroke, now)
+
+    def _place(self, stroke: Stroke, now: float) -> None:
+        """The stroke into its answer box (or dropped, with the reason counted)."""
         self.stats.strokes += 1
         found = self.templates.page(stroke.address)
         if found is None:

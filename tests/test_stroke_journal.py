@@ -65,7 +65,10 @@ def test_open_answers_come_back_after_a_crash_and_leave_the_journal_with_their_a
 
     second = make_pipeline(db)
     assert second.replay_journal(now=0.0) == open_strokes
-    second.tick(now=100.0)
+    second.tick(now=5.0)
+    assert len(events(second)) == stored_before, "held until the pen is back or the hold ends"
+    second.tick(now=100.0)  # the pen never came back: its strokes go into answers now
+    second.tick(now=200.0)  # which close after the idle time
     got = events(second)
     assert [e["question_id"] for e in got] == [a.question_id for a in answers]
     assert sum(len(e["strokes"]) for e in got) == len(strokes)
@@ -152,3 +155,58 @@ def test_ink_in_a_box_long_after_its_answer_is_a_new_attempt_numbered_on(tmp_pat
     assert got == [(1, got[0][1]), (2, got[0][1])]
     (box,) = later.outbox.answered_boxes()
     assert box.revision == 2 and box.question_id == "q1"
+
+
+def _stream(stroke, t0: int, end: int) -> bytes:
+    """One stroke as the pen streams it, at the given pen times."""
+    from hardware_sim import pen_wire as w
+
+    p = stroke.page
+    out = bytearray(w.pen_down(0, t0) + w.paper_info(1, p.section, p.owner, p.note, p.page))
+    c = 2
+    for (x, y), dt, f in zip(stroke.xy_units, stroke.dt_ms, stroke.force, strict=True):
+        out += w.dot(c & 0xFF, int(dt), int(f), x, y)
+        c += 1
+    return bytes(out + w.pen_up(c & 0xFF, end, len(stroke.xy_units)))
+
+
+def _stored(stroke, t0: int, end: int):
+    from firmware_bridge.events import Dot, NoteId, OfflineStroke
+
+    p = stroke.page
+    dots = tuple(
+        Dot(float(x), float(y), int(f), int(dt), 0, 0, 0)
+        for (x, y), dt, f in zip(stroke.xy_units, stroke.dt_ms, stroke.force, strict=True)
+    )
+    return OfflineStroke(NoteId(p.section, p.owner, p.note), p.page, t0, end, 0, 0, dots)
+
+
+def test_after_a_restart_strokes_are_used_in_the_order_they_were_written(tmp_path):
+    """Seen in the kill test: the last run journaled the first stroke of a two-stroke answer; the
+    pen's memory then delivered a stroke written *before* it, in the box before, and after it the
+    answer's second stroke. Used as they came, the older stroke closed the answer after one
+    stroke, and its second stroke made a revision 2 of it."""
+    from firmware_bridge.session import MemoryDrained, OfflineBatch
+
+    strokes, answers = scripted()
+    starts = [sum(a.strokes for a in answers[:i]) for i in range(len(answers))]
+    k = next(i for i, a in enumerate(answers) if i > 0 and a.strokes == 2)
+    before, first, second = strokes[starts[k] - 1], strokes[starts[k]], strokes[starts[k] + 1]
+    times = {"before": (5000, 5400), "first": (6000, 6300), "second": (6500, 6700)}
+    db = tmp_path / "outbox.db"
+    dead = make_pipeline(db)
+    hello = PenConnection().receive_data(wire([]))
+    dead.on_pen_events(LINK, hello + PenConnection().receive_data(_stream(first, *times["first"])))
+    assert len(dead.outbox.journaled()) == 1
+    dead.outbox.close()  # killed with the answer open
+
+    p = make_pipeline(db)
+    assert p.replay_journal(now=0.0) == 1
+    memory = [_stored(before, *times["before"]), _stored(first, *times["first"])]
+    memory.append(_stored(second, *times["second"]))
+    batch = OfflineBatch(0, memory[0].note, (memory[0].page,), tuple(memory))
+    p.on_pen_events(LINK, hello + [batch, MemoryDrained()], now=1.0)
+    p.tick(now=100.0)
+    got = [(e["question_id"], e["revision"], len(e["strokes"])) for e in events(p)]
+    assert got == [(answers[k - 1].question_id, 1, 1), (answers[k].question_id, 1, 2)]
+    assert p.outbox.journaled() == []
