@@ -435,6 +435,13 @@ class SimPen:
             elif not live and i not in fails:
                 record.dots.append(_units(stroke, i))
             self._sleep_until(start + (i + 1) / DOT_RATE_HZ / self.time_scale)
+        if live and self._link_gen != generation and self.camera is None:
+            # The gateway went away during the last dot: as above. Sent on as streamed, the
+            # stroke would be kept only after the kept strokes went into memory, and reach a
+            # gateway a connection late, after strokes written later (pen-wire.md §3.8).
+            live = streaming = False
+            record.offline, record.sent = True, []
+            record.dots = [_units(stroke, j) for j in range(n) if j not in fails]
         if not live and self._live():
             # A gateway started streaming during the last dot, perhaps listed the pen's offline
             # notes already: the stroke goes out whole now rather than into memory unasked for.
