@@ -268,6 +268,17 @@ class Outbox:
             ).fetchall()
         return [OutboxRow(*r) for r in rows]
 
+    def rows(self, seqs: list[int]) -> list[OutboxRow]:
+        """These rows (those still in the outbox), in seq order."""
+        marks = ",".join("?" * len(seqs))
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT seq, event_id, topic, payload FROM outbox"
+                f" WHERE seq IN ({marks}) ORDER BY seq",
+                seqs,
+            ).fetchall()
+        return [OutboxRow(*r) for r in rows]
+
     def remove(self, seqs: Iterable[int]) -> None:
         wanted = list(seqs)
         if not wanted:

@@ -251,6 +251,9 @@ class Pipeline:
         # A pen offers its last streamed strokes again when its link was lost (pen-wire.md §3.7):
         # those already journaled are in open answers, and settle with them.
         journaled = self.outbox.journaled_keys(pen_id, (s.key for s in fresh))
+        # Fetched before on a link that dropped before they settled: already in an open answer
+        # (or held, gateway/restart_order.py). They settle for this batch now, and are used once.
+        in_use = {s.key for s in fresh if (pen_id, s.key) in self._unsettled}
         ident = (link, batch.batch_id)
         self._batch_left[ident] = len(fresh)
         for s in fresh:
@@ -265,7 +268,7 @@ class Pipeline:
             len(batch.strokes) - len(fresh),
         )
         for s in fresh:
-            if s.key in journaled:
+            if s.key in journaled or s.key in in_use:
                 continue
             stroke = _offline_stroke(pen_id, s)
             if s.dots:

@@ -285,10 +285,10 @@ class Uplink:
         room = WINDOW - len(self._inflight)
         if room <= 0:
             return 0
-        due = [seq for at, seq in self._refused if time.monotonic() >= at]
+        due = [seq for at, seq in self._refused if time.monotonic() >= at][:room]
         if due:
             self._refused = [(at, s) for at, s in self._refused if s not in due]
-            rows = [r for r in self.outbox.pending(min(due) - 1, len(due) + room) if r.seq in due]
+            rows = self.outbox.rows(due)
         else:
             rows = self.outbox.pending(self._sent_up_to, room)
         for row in rows:

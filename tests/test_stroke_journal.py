@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import pytest
 from test_pipeline import feed, wire
 
 from firmware_bridge.protocol import PenConnection
@@ -181,7 +182,8 @@ def _stored(stroke, t0: int, end: int):
     return OfflineStroke(NoteId(p.section, p.owner, p.note), p.page, t0, end, 0, 0, dots)
 
 
-def test_after_a_restart_strokes_are_used_in_the_order_they_were_written(tmp_path):
+@pytest.mark.parametrize("fetches", [1, 2])
+def test_after_a_restart_strokes_are_used_in_the_order_they_were_written(tmp_path, fetches):
     """Seen in the kill test: the last run journaled the first stroke of a two-stroke answer; the
     pen's memory then delivered a stroke written *before* it, in the box before, and after it the
     answer's second stroke. Used as they came, the older stroke closed the answer after one
@@ -204,9 +206,14 @@ def test_after_a_restart_strokes_are_used_in_the_order_they_were_written(tmp_pat
     assert p.replay_journal(now=0.0) == 1
     memory = [_stored(before, *times["before"]), _stored(first, *times["first"])]
     memory.append(_stored(second, *times["second"]))
-    batch = OfflineBatch(0, memory[0].note, (memory[0].page,), tuple(memory))
-    p.on_pen_events(LINK, hello + [batch, MemoryDrained()], now=1.0)
+    # With two fetches, the link dropped after the first and the pen was fetched again (its
+    # strokes not yet durable, so not deleted): still each stroke once.
+    for batch_id in range(fetches):
+        batch = OfflineBatch(batch_id, memory[0].note, (memory[0].page,), tuple(memory))
+        p.on_pen_events(LINK, hello + [batch], now=1.0)
+    p.on_pen_events(LINK, [MemoryDrained()], now=1.5)
     p.tick(now=100.0)
     got = [(e["question_id"], e["revision"], len(e["strokes"])) for e in events(p)]
     assert got == [(answers[k - 1].question_id, 1, 1), (answers[k].question_id, 1, 2)]
     assert p.outbox.journaled() == []
+    assert p.take_durable_batches() == [(LINK, fetches - 1)]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sqlite3
 import threading
 import time
 
@@ -95,7 +96,8 @@ def test_every_row_is_delivered_and_removed_only_after_ack(tmp_path):
         try:
             assert wait_until(lambda: box.depth() == 0)
             assert wait_until(lambda: set(sub.ids) >= set(ids))
-            assert up.stats.acknowledged == 200
+            # Counted just after the rows are deleted, so a moment after depth() says 0.
+            assert wait_until(lambda: up.stats.acknowledged == 200)
             assert any(s["state"] == "online" for s in sub.status)
         finally:
             up.stop()
@@ -314,8 +316,37 @@ def test_a_full_disk_delays_removing_acknowledged_rows_but_not_sending(tmp_path)
             assert box.depth() == 50, "nothing can be removed while the disk is full"
             filler.unlink()
             assert wait_until(lambda: box.depth() == 0)
-            assert up.stats.acknowledged == 50
+            assert wait_until(lambda: up.stats.acknowledged == 50)
             late = add_events(box, 10)  # the publisher thread is still alive and sending
+            assert wait_until(lambda: set(sub.ids) >= set(late))
+        finally:
+            up.stop()
+            sub.close()
+
+
+def test_acknowledged_rows_that_cannot_be_deleted_yet_are_deleted_later(tmp_path):
+    # The same as the full-disk test above, without root: the outbox refuses the first deletes.
+    class FullDisk(Outbox):
+        refusals = 3
+
+        def remove(self, seqs):
+            if self.refusals:
+                self.refusals -= 1
+                raise sqlite3.OperationalError("database or disk is full")
+            super().remove(seqs)
+
+    with Mosquitto() as broker:
+        sub = Subscriber(broker.port)
+        box = FullDisk(tmp_path / "o.db")
+        ids = add_events(box, 30)
+        up = make_uplink(box, broker.port)
+        up.start()
+        try:
+            assert wait_until(lambda: set(sub.ids) >= set(ids))
+            assert wait_until(lambda: box.depth() == 0)
+            assert up.stats.remove_failures == 3
+            assert wait_until(lambda: up.stats.acknowledged == 30)
+            late = add_events(box, 5)
             assert wait_until(lambda: set(sub.ids) >= set(late))
         finally:
             up.stop()
