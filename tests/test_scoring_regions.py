@@ -191,3 +191,40 @@ def test_below_the_threshold_a_reading_is_reviewed_with_the_reason():
     assert (verdict.status, verdict.review_reason) == ("review", "low_confidence")
     verdict = score(REGIONS["q1"], Reading("3", 0.95), 0.6)
     assert (verdict.status, verdict.correct, verdict.points_awarded) == ("scored", False, 0.0)
+
+
+class _Scripted:
+    """A recognizer that reads the whole group as "7" and any part of it as "1", with set
+    confidences: it isolates the reader's rule from what a model happens to say."""
+
+    def __init__(self, whole: float, part: float, whole_points: int) -> None:
+        self.whole, self.part, self.whole_points = whole, part, whole_points
+
+    def predict(self, field, strokes):
+        from gateway.scoring.recognizer import Prediction
+
+        points = sum(len(s) for s in strokes)
+        if points == self.whole_points:
+            return Prediction("7", self.whole)
+        return Prediction("1", self.part)
+
+
+@pytest.mark.parametrize(
+    ("part", "width", "expected"),
+    [
+        (0.97, 10.0, ("review", "maybe_two_digits")),  # cut reads 0.94 against 0.95: doubt
+        (0.80, 10.0, ("read", None)),  # cut reads 0.64: the whole reading stands
+        (0.97, 6.0, ("read", None)),  # too narrow for two digits side by side
+    ],
+)
+def test_a_digit_that_reads_almost_as_well_as_two_goes_to_review(part, width, expected):
+    # One character 8 mm high (its strokes touch): two stems joined at the top by a bar.
+    left = np.column_stack([np.full(40, 0.0), np.linspace(0, 8, 40)])
+    bar = np.column_stack([np.linspace(0, width, 40), np.full(40, 0.0)])
+    right = np.column_stack([np.full(40, width), np.linspace(0, 8, 40)])
+    x, y, _, _ = REGIONS["q2"].box_mm
+    strokes = [s + [x + 2, y + 3] for s in (left, bar, right)]
+    assert len(characters(strokes)) == 1
+    reading = read_region(_Scripted(0.95, part, 120), REGIONS["q2"], strokes)
+    assert reading.label == "7"
+    assert (reading.outcome, reading.reason) == expected

@@ -11,7 +11,8 @@ Outcomes besides an ordinary reading:
 - `blank`: only a touch of the pen (segment.Ink.blank), or a bubble region with no bubble filled;
 - `review`, with a reason, when no reading should be scored whatever the confidence: a scribble,
   two answers in a single-answer box, a bubble neither empty nor filled, more (or, for a student
-  id, other) digits than the region has, characters run together, a letter chosen twice, a
+  id, other) digits than the region has, characters run together, a digit that reads almost as
+  well cut in two (`maybe_two_digits`: touching digits still read as one), a letter chosen twice, a
   straight line where a letter A-D should be (`segment.straight_line`), a free response (always
   for a person).
 """
@@ -46,6 +47,13 @@ CHARACTER_FIELD = {
     "mark": "mark",
 }
 SINGLE = ("digit", "choice", "mark")
+# A digit kept whole goes to review when a cut into two read at least AMBIGUOUS_CUT times as well
+# (`split.Part.rival`) and the digit is at least AMBIGUOUS_WIDTH times as wide as it is high: two
+# digits written into each other that still read as one. Chosen on numbers composed from
+# pendigits' training writers: of touching numbers, the scored share read wrong fell from 12.9 %
+# to 9.4 %, for 0.8 points more review of digits written apart and 0.4 of single digits.
+AMBIGUOUS_CUT = 0.9
+AMBIGUOUS_WIDTH = 1.0
 
 Outcome = Literal["read", "blank", "review"]
 
@@ -88,8 +96,15 @@ def read_region(
         parts = [recognizer.predict(field, c) for c in chars]
     else:
         cut_from = len(chars)
-        chars, parts = _read_digits(recognizer, region, chars)
+        chars, parts, rivals = _read_digits(recognizer, region, chars)
         cuts = len(chars) - cut_from
+        if any(
+            r >= AMBIGUOUS_CUT * p.confidence and _wider_than(c, AMBIGUOUS_WIDTH)
+            for r, p, c in zip(rivals, parts, chars, strict=True)
+        ):
+            label = "".join(p.label for p in parts)
+            confidence = math.prod(p.confidence for p in parts) * CUT_CONFIDENCE**cuts
+            return Reading(label, confidence, "review", "maybe_two_digits")
     # A cut may be wrong even when both sides read well: each counts as one more doubt.
     confidence = math.prod(p.confidence for p in parts) * CUT_CONFIDENCE**cuts
     joiner = "+" if field == "mark" else ""
@@ -116,20 +131,27 @@ def read_region(
 
 def _read_digits(
     recognizer: Recognizer, region: Region, chars: list[list[np.ndarray]]
-) -> tuple[list[list[np.ndarray]], list[Prediction]]:
-    """Each group read as one digit or, while the region has room for more, maybe as two."""
+) -> tuple[list[list[np.ndarray]], list[Prediction], list[float]]:
+    """Each group read as one digit or, while the region has room for more, maybe as two; with
+    each digit's rival (split.Part.rival)."""
     count = len(chars)
     out_chars: list[list[np.ndarray]] = []
     out_parts: list[Prediction] = []
+    rivals: list[float] = []
     for c in chars:
         room = (region.digits or MAX_NUMBER_DIGITS) - count
         group = read_group(recognizer, "digit", c, room)
         count += len(group) - 1
         out_chars += [part.strokes for part in group]
         out_parts += [part.prediction for part in group]
-    return out_chars, out_parts
+        rivals += [part.rival for part in group]
+    return out_chars, out_parts, rivals
 
 
 def _run_together(strokes: list[np.ndarray]) -> bool:
+    return _wider_than(strokes, RUN_TOGETHER)
+
+
+def _wider_than(strokes: list[np.ndarray], times_height: float) -> bool:
     width, height = ink_extent(strokes)
-    return bool(width > RUN_TOGETHER * max(height, 1e-9))
+    return bool(width > times_height * max(height, 1e-9))

@@ -50,6 +50,9 @@ CUT_ZONE = (0.2, 0.8)
 class Part:
     strokes: list[np.ndarray]
     prediction: Prediction
+    # For a group kept whole: the best cut's product confidence (0 when none was tried), so the
+    # reader can tell a clear single digit from one that read almost as well as two.
+    rival: float = 0.0
 
 
 def read_group(
@@ -66,16 +69,18 @@ def read_group(
     if height <= 0 or width < MIN_SPLIT_WIDTH * height:
         return whole
     best, best_confidence = None, whole[0].prediction.confidence * SPLIT_MARGIN
+    rival = 0.0
     for left, right in candidate_cuts(strokes, float(lo[0]), float(width)):
         if min(_height(left), _height(right)) < MIN_PART_HEIGHT * height:
             continue
         confidence = (
             recognizer.predict(field, left).confidence * recognizer.predict(field, right).confidence
         )
+        rival = max(rival, confidence)
         if confidence > best_confidence:
             best, best_confidence = (left, right), confidence
     if best is None:
-        return whole
+        return [Part(whole[0].strokes, whole[0].prediction, rival)]
     first = read_group(recognizer, field, best[0], room - 1)
     return first + read_group(recognizer, field, best[1], room - len(first))
 
