@@ -92,23 +92,23 @@ def read_region(
     chars = characters(strokes)
     field = CHARACTER_FIELD[kind]
     cuts = 0
+    maybe_two = False
     if kind in SINGLE or field != "digit":
         parts = [recognizer.predict(field, c) for c in chars]
     else:
         cut_from = len(chars)
         chars, parts, rivals = _read_digits(recognizer, region, chars)
         cuts = len(chars) - cut_from
-        if any(
+        maybe_two = any(
             r >= AMBIGUOUS_CUT * p.confidence and _wider_than(c, AMBIGUOUS_WIDTH)
             for r, p, c in zip(rivals, parts, chars, strict=True)
-        ):
-            label = "".join(p.label for p in parts)
-            confidence = math.prod(p.confidence for p in parts) * CUT_CONFIDENCE**cuts
-            return Reading(label, confidence, "review", "maybe_two_digits")
+        )
     # A cut may be wrong even when both sides read well: each counts as one more doubt.
     confidence = math.prod(p.confidence for p in parts) * CUT_CONFIDENCE**cuts
     joiner = "+" if field == "mark" else ""
     label = joiner.join(p.label for p in parts)
+    if maybe_two:
+        return Reading(label, confidence, "review", "maybe_two_digits")
     if field == "choice" and any(straight_line(c) for c in chars):
         return Reading(label, confidence, "review", "not_a_letter")
     if kind in SINGLE:
