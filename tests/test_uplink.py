@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sqlite3
 import threading
 import time
+from collections.abc import Iterator
 
 import paho.mqtt.client as mqtt
 import pytest
@@ -75,6 +77,20 @@ def make_uplink(outbox: Outbox, port: int) -> Uplink:
     return Uplink(outbox, SITE, GW, "127.0.0.1", port, "test")
 
 
+@contextlib.contextmanager
+def sending(box: Outbox) -> Iterator[tuple[Subscriber, Uplink]]:
+    """A broker, a subscriber on it, and an uplink started on `box`; all stopped afterwards."""
+    with Mosquitto() as broker:
+        sub = Subscriber(broker.port)
+        up = make_uplink(box, broker.port)
+        up.start()
+        try:
+            yield sub, up
+        finally:
+            up.stop()
+            sub.close()
+
+
 def test_outbox_sequence_survives_reopening(tmp_path):
     box = Outbox(tmp_path / "o.db")
     first = add_events(box, 3)
@@ -87,21 +103,14 @@ def test_outbox_sequence_survives_reopening(tmp_path):
 
 
 def test_every_row_is_delivered_and_removed_only_after_ack(tmp_path):
-    with Mosquitto() as broker:
-        sub = Subscriber(broker.port)
-        box = Outbox(tmp_path / "o.db")
-        ids = add_events(box, 200)
-        up = make_uplink(box, broker.port)
-        up.start()
-        try:
-            assert wait_until(lambda: box.depth() == 0)
-            assert wait_until(lambda: set(sub.ids) >= set(ids))
-            # Counted just after the rows are deleted, so a moment after depth() says 0.
-            assert wait_until(lambda: up.stats.acknowledged == 200)
-            assert any(s["state"] == "online" for s in sub.status)
-        finally:
-            up.stop()
-            sub.close()
+    box = Outbox(tmp_path / "o.db")
+    ids = add_events(box, 200)
+    with sending(box) as (sub, up):
+        assert wait_until(lambda: box.depth() == 0)
+        assert wait_until(lambda: set(sub.ids) >= set(ids))
+        # Counted just after the rows are deleted, so a moment after depth() says 0.
+        assert wait_until(lambda: up.stats.acknowledged == 200)
+        assert any(s["state"] == "online" for s in sub.status)
 
 
 def test_nothing_leaves_while_the_broker_is_down_and_all_arrives_after(tmp_path):
@@ -303,14 +312,11 @@ def _as_identity(credentials) -> dict:
 def test_a_full_disk_delays_removing_acknowledged_rows_but_not_sending(tmp_path):
     # On a full disk even a DELETE fails (it grows the WAL). That once ended the publisher thread,
     # and with it every later send: a fault test lost 84 of 96 answers.
-    with Mosquitto() as broker, small_tmpfs(tmp_path / "fs", "1m") as fs:
-        sub = Subscriber(broker.port)
+    with small_tmpfs(tmp_path / "fs", "1m") as fs:
         box = Outbox(fs / "o.db")
         ids = add_events(box, 50)
         filler = fill_disk(fs)
-        up = make_uplink(box, broker.port)
-        up.start()
-        try:
+        with sending(box) as (sub, up):
             assert wait_until(lambda: set(sub.ids) >= set(ids))
             assert wait_until(lambda: up.stats.remove_failures > 0)
             assert box.depth() == 50, "nothing can be removed while the disk is full"
@@ -319,9 +325,6 @@ def test_a_full_disk_delays_removing_acknowledged_rows_but_not_sending(tmp_path)
             assert wait_until(lambda: up.stats.acknowledged == 50)
             late = add_events(box, 10)  # the publisher thread is still alive and sending
             assert wait_until(lambda: set(sub.ids) >= set(late))
-        finally:
-            up.stop()
-            sub.close()
 
 
 def test_acknowledged_rows_that_cannot_be_deleted_yet_are_deleted_later(tmp_path):
@@ -335,22 +338,15 @@ def test_acknowledged_rows_that_cannot_be_deleted_yet_are_deleted_later(tmp_path
                 raise sqlite3.OperationalError("database or disk is full")
             super().remove(seqs)
 
-    with Mosquitto() as broker:
-        sub = Subscriber(broker.port)
-        box = FullDisk(tmp_path / "o.db")
-        ids = add_events(box, 30)
-        up = make_uplink(box, broker.port)
-        up.start()
-        try:
-            assert wait_until(lambda: set(sub.ids) >= set(ids))
-            assert wait_until(lambda: box.depth() == 0)
-            assert up.stats.remove_failures == 3
-            assert wait_until(lambda: up.stats.acknowledged == 30)
-            late = add_events(box, 5)
-            assert wait_until(lambda: set(sub.ids) >= set(late))
-        finally:
-            up.stop()
-            sub.close()
+    box = FullDisk(tmp_path / "o.db")
+    ids = add_events(box, 30)
+    with sending(box) as (sub, up):
+        assert wait_until(lambda: set(sub.ids) >= set(ids))
+        assert wait_until(lambda: box.depth() == 0)
+        assert up.stats.remove_failures == 3
+        assert wait_until(lambda: up.stats.acknowledged == 30)
+        late = add_events(box, 5)
+        assert wait_until(lambda: set(sub.ids) >= set(late))
 
 
 def test_an_unexpected_error_in_the_publisher_is_reported_not_silent(tmp_path):
