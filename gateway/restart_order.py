@@ -8,7 +8,7 @@ would close the replayed answer early, and the answer's next stroke would become
 revision 2.
 
 So a pen's replayed strokes are held, with what its offline memory delivers, until the pen says
-its memory is drained (`MemoryDrained`, pen-wire.md §3.6), then handed on sorted by pen time. A pen
+its memory is drained (`MemoryDrained`, pen-wire.md §3.7), then handed on sorted by pen time. A pen
 that does not come back within `hold_s` has its strokes handed on anyway: they were journaled, and
 an answer waiting for a pen that is gone helps nobody.
 """
