@@ -30,6 +30,9 @@ python -m bench.scoring  prints a few lines and, last, one JSON object with the 
   (`gateway.scoring.train.writer_cross_validation`, 4 folds by writer, each fold's model never saw
   its test writers), a figure about the method over all 11 writers of the one allowed set with
   real capitals, beside UNIPEN's.
+- `choice_accuracy_lowercase`, `choice_accuracy_lowercase_uji_cv`: lowercase a-d, which a choice
+  box reads as A-D, on UJI's held-out writers and in the same cross-validation; they are kept out
+  of the A-D figures above, which are about capitals as the targets are.
 - `<field>_ece`, `<field>_review_share`: expected calibration error (10 equal-width confidence
   bins) of the confidence on the held-out writers of the allowed sets (`_unipen` on UNIPEN), and
   the share of answers whose confidence is below the gateway's configured `review_below`, which
@@ -59,7 +62,7 @@ from gateway.scoring.read import read_region  # noqa: E402
 from gateway.scoring.recognizer import Recognizer  # noqa: E402
 from gateway.scoring.score import score  # noqa: E402
 from gateway.scoring.segment import straight_line  # noqa: E402
-from gateway.scoring.train import ECE_BINS, SPECS, writer_cross_validation  # noqa: E402
+from gateway.scoring.train import ECE_BINS, SPECS, Source, writer_cross_validation  # noqa: E402
 from gateway.settings import GatewaySettings  # noqa: E402
 from gateway.strokes import Stroke  # noqa: E402
 from gateway.templates import ExamTemplate, Region  # noqa: E402
@@ -111,19 +114,21 @@ def calibration(name: str, confidence: list[float], correct: list[bool]) -> dict
 def accuracy(recognizer: Recognizer) -> dict[str, float | int]:
     out: dict[str, float | int] = {}
     for field, spec in SPECS.items():
-        for extra in (False, True):
+        groups: dict[str, list[Source]] = {}
+        for src in spec.eval:
+            suffix = "_unipen" if src.extra else f"_{src.form}" if src.form else ""
+            groups.setdefault(suffix, []).append(src)
+        for suffix, sources in groups.items():
             confidence: list[float] = []
             correct: list[bool] = []
-            for src in spec.eval:
-                if src.extra != extra:
-                    continue
+            for src in sources:
                 answers, truth = held_out(src.file, src.labels)
                 for a, t in zip(answers, truth, strict=True):
                     prediction = recognizer.predict(field, a)
                     confidence.append(prediction.confidence)
                     correct.append(prediction.label == t)
             if correct:
-                name = f"{field}_accuracy" + ("_unipen" if extra else "")
+                name = f"{field}_accuracy{suffix}"
                 out[name] = round(float(np.mean(correct)), 4)
                 out[name.replace("accuracy", "n")] = len(correct)
                 out.update(calibration(name, confidence, correct))
@@ -147,12 +152,14 @@ def accuracy(recognizer: Recognizer) -> dict[str, float | int]:
 
 
 def uji_cross_validation() -> dict[str, float | int]:
-    (uji,) = SPECS["choice"].train
+    uji = SPECS["choice"].train[0]
     result = writer_cross_validation("choice", uji.file, UJI_FOLDS)
     return {
         "choice_accuracy_uji_cv": result["accuracy"],
         "choice_n_uji_cv": result["n"],
         "choice_writers_uji_cv": result["writers"],
+        "choice_accuracy_lowercase_uji_cv": result["lowercase"]["accuracy"],
+        "choice_n_lowercase_uji_cv": result["lowercase"]["n"],
     }
 
 

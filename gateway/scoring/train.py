@@ -5,6 +5,9 @@
 For each field (digit, choice, mark) this
 1. reads the training writers' samples (those for which `is_eval_writer` is False) from the shared
    data sets the terms allow training on: pendigits (train file), UJIpenchars v1, $1 and $N;
+   choice also learns UJI's lowercase a-d as A-D, because students write them in choice boxes
+   (before, a "d" was read as A with confidence 1.0) and because its cross-validation then holds
+   mistakes to fit the temperature on (with capitals alone every out-of-fold answer was right);
 2. adds randomly distorted copies of them (seeded), because some classes have only a few dozen
    real samples, and for capitals A-D, of which the allowed sets hold 16 per letter, synthetic
    writings from `gateway.scoring.synthetic` in every ordinary way of writing them;
@@ -15,7 +18,7 @@ For each field (digit, choice, mark) this
    cross-validation over the training writers (each writer's samples stay in one fold; synthetic
    samples belong to no writer and are in the training part of every fold);
 5. evaluates the exported model on the held-out writers only, including UNIPEN, which is used for
-   evaluation and never for training (its terms).
+   evaluation and never for training (its terms); lowercase a-d are reported apart from A-D.
 Everything is seeded and the folds depend only on writer ids, so the figures are reproducible.
 It takes about 70 s of CPU (about 2 minutes on this shared 2-core machine), most of it the
 perceptron's five folds. `writer_cross_validation` (used by bench.scoring, not by training)
@@ -56,6 +59,8 @@ LATENCY_SAMPLES = 300
 
 DIGITS = {d: d for d in "0123456789"}
 LETTERS = {c: c for c in "ABCD"}
+# A student who answers "b" means B: lowercase a-d in a choice box are read as A-D.
+LOWERCASE = {c.lower(): c for c in "ABCD"}
 
 
 @dataclass(frozen=True)
@@ -67,10 +72,19 @@ class Source:
     # UNIPEN is evaluation-only and reported apart: it is a different population of writers and
     # devices, the best available stand-in for unseen classrooms.
     extra: bool = False
+    # Another written form of the field's answers (lowercase a-d for A-D), reported apart under
+    # this name so that the field's own figure keeps meaning what the targets mean.
+    form: str = ""
 
     @property
     def name(self) -> str:
-        return self.file.removesuffix(".jsonl.gz")
+        stem = self.file.removesuffix(".jsonl.gz")
+        return f"{stem}_{self.form}" if self.form else stem
+
+    @property
+    def pooled(self) -> bool:
+        """Part of the field's main held-out figure, rather than reported apart."""
+        return not self.extra and not self.form
 
 
 @dataclass(frozen=True)
@@ -108,9 +122,13 @@ SPECS: dict[str, FieldSpec] = {
     ),
     "choice": FieldSpec(
         labels=tuple(LETTERS),
-        train=(Source("ujipenchars_v1.jsonl.gz", LETTERS),),
+        train=(
+            Source("ujipenchars_v1.jsonl.gz", LETTERS),
+            Source("ujipenchars_v1.jsonl.gz", LOWERCASE, form="lowercase"),
+        ),
         eval=(
             Source("ujipenchars_v1.jsonl.gz", LETTERS),
+            Source("ujipenchars_v1.jsonl.gz", LOWERCASE, form="lowercase"),
             Source("unipen_1b_upper.jsonl.gz", LETTERS, extra=True),
         ),
         copies=30,
@@ -385,13 +403,19 @@ def writer_cross_validation(
     samples are predicted by a model fitted, as `train_field` fits, on the other writers of that
     file (plus their distorted copies, the synthetic writings and the field's other training sets'
     training writers). This is a figure about the method, over more writers than the few held out
-    of the shipped model; the shipped model itself is `train_field`'s.
+    of the shipped model; the shipped model itself is `train_field`'s. The figures are those of
+    the field's own labels as written (capitals A-D); another written form in the same file that
+    the field trains on (lowercase a-d) is reported apart, under the form's name.
     """
     spec = SPECS[field]
     files = files or SharedFiles()
     index = {label: i for i, label in enumerate(spec.labels)}
-    (source,) = [s for s in spec.train if s.file == file]
-    pool = files.samples(source, held_out=False) + files.samples(source, held_out=True)
+    sources = [s for s in spec.train if s.file == file]
+    per_source = [
+        files.samples(src, held_out=False) + files.samples(src, held_out=True) for src in sources
+    ]
+    pool = [s for samples in per_source for s in samples]
+    source_of = np.concatenate([np.full(len(ss), k) for k, ss in enumerate(per_source)])
     others = [
         s for src in spec.train if src.file != file for s in files.samples(src, held_out=False)
     ]
@@ -423,8 +447,11 @@ def writer_cross_validation(
             spec,
         )
         p[held] = softmax(model.logits(x[held]))
-    metrics = calibration_metrics(p, y)
-    return {**metrics, "writers": len(writers), "folds": folds}
+    own = source_of == 0
+    out = {**calibration_metrics(p[own], y[own]), "writers": len(writers), "folds": folds}
+    for k, src in enumerate(sources[1:], start=1):
+        out[src.form] = calibration_metrics(p[source_of == k], y[source_of == k])
+    return out
 
 
 def evaluate_field(field: str, files: SharedFiles, out: Path, log: Callable[[str], None]) -> dict:
@@ -444,13 +471,15 @@ def evaluate_field(field: str, files: SharedFiles, out: Path, log: Callable[[str
             **calibration_metrics(p, y),
             "writers": len(writers[src.name]),
             "extra": src.extra,
+            "form": src.form,
         }
-        if not src.extra:
+        if src.pooled:
             primary_p.append(p)
             primary_y.append(y)
         log(f"{field}: {src.name}: accuracy {per_set[src.name]['accuracy']} on {len(y)} samples")
     return {
-        # Pooled over the held-out writers of the sets the terms let us train on; UNIPEN apart.
+        # Pooled over the held-out writers of the sets the terms let us train on; UNIPEN and other
+        # written forms apart.
         "eval": calibration_metrics(np.concatenate(primary_p), np.concatenate(primary_y)),
         "eval_sets": per_set,
         "eval_writers": writers,
@@ -534,7 +563,7 @@ def summary_line(report: dict) -> str:
                 **{
                     f"{name}_accuracy": m["accuracy"]
                     for name, m in r["eval_sets"].items()
-                    if m["extra"]
+                    if m["extra"] or m["form"]
                 },
             }
             for field, r in report["fields"].items()
