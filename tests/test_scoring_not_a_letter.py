@@ -31,6 +31,20 @@ def test_a_line_in_a_letter_box_is_reviewed_not_read():
     assert read_region(recognizer, digit, [stem]).outcome == "read"
 
 
+def test_a_line_read_as_a_letter_is_given_no_more_than_chance():
+    # `classink recognize --field choice` must answer with some letter; its confidence says the
+    # line tells nothing about which (before, the model's own: up to 0.96 on UNIPEN's fragments).
+    recognizer = Recognizer.load()
+    for stem in (
+        np.array([[5.0, 2.0], [5.3, 8.0], [5.5, 14.0]]),
+        np.array([[0.0, 0.0], [30.0, 1.0]]),
+        np.array([[0.0, 0.0], [10.0, 10.0], [20.0, 20.0]]),
+    ):
+        assert recognizer.predict("choice", [stem]).confidence <= 0.25
+        # A digit box reads the same stroke as a 1 or 7, with the model's own confidence.
+        assert recognizer.predict("digit", [stem]).confidence > 0.25
+
+
 def test_no_real_or_synthetic_capital_is_a_line():
     rows = [r for r in read_jsonl("handwriting/ujipenchars_v1.jsonl.gz") if r["label"] in "ABCD"]
     assert len(rows) == 88

@@ -14,7 +14,8 @@ from pathlib import Path
 
 import numpy as np
 
-from gateway.scoring.features import FEATURE_SIZE, StrokesLike, features
+from gateway.scoring.features import FEATURE_SIZE, StrokesLike, as_strokes, features
+from gateway.scoring.segment import straight_line
 
 MODELS_DIR = Path(__file__).resolve().parent / "models"
 FIELDS = ("digit", "choice", "mark")
@@ -144,9 +145,15 @@ class Recognizer:
         model = self.models.get(field)
         if model is None:
             raise ValueError(f"unknown field {field!r}: expected one of {sorted(self.models)}")
-        p = model.probabilities(features(strokes)[None, :])[0]
+        clean = as_strokes(strokes)
+        p = model.probabilities(features(clean)[None, :])[0]
         best = int(np.argmax(p))
-        return Prediction(label=model.labels[best], confidence=float(p[best]))
+        confidence = float(p[best])
+        if field == "choice" and straight_line(clean):
+            # A lone straight stroke is at most part of a letter (UNIPEN holds such fragments
+            # labelled A-D): it cannot tell which letter was meant, so no more than chance.
+            confidence = min(confidence, 1.0 / len(model.labels))
+        return Prediction(label=model.labels[best], confidence=confidence)
 
 
 @functools.lru_cache(maxsize=4)
