@@ -39,6 +39,7 @@ from gateway.scoring.read import read_region
 from gateway.scoring.recognizer import Recognizer
 from gateway.scoring.score import Score, score
 from gateway.stage_trace import StageTrace
+from gateway.storage_alarm import StorageAlarm
 from gateway.stroke_journal import decode_many, encode_many
 from gateway.strokes import PEN_UNIT_MM, Stroke, StrokeAssembler
 from gateway.templates import TemplateIndex
@@ -93,7 +94,7 @@ class Pipeline:
         self._unstored: list[tuple[Answer, Callable[[int, str], dict], float]] = []
         self._fresh = False  # answers were finalised since the last store
         self._retry_at = 0.0
-        self._loud_at = 0.0
+        self._storage_alarm = StorageAlarm()
         self._restore_boxes()
 
     def on_pen_events(self, link: str, events: list[Event], now: float | None = None) -> None:
@@ -200,7 +201,10 @@ class Pipeline:
             self._order.hold(stroke_journal.decode(journal_id, blob), now)
         self.stats.replayed += len(rows)
         if rows:
-            log.info("replayed %d journaled strokes into open answers", len(rows))
+            log.info(
+                "replayed %d journaled strokes; each pen's are used once its memory is drained",
+                len(rows),
+            )
         return len(rows)
 
     def _journal_and_feed(self, strokes: list[Stroke], now: float) -> None:
@@ -220,9 +224,7 @@ class Pipeline:
 
     def _storage_failed(self, what: str, exc: sqlite3.Error) -> None:
         self.stats.storage_errors += 1
-        now = time.monotonic()
-        if now >= self._loud_at:  # loud, but not a line per stroke
-            self._loud_at = now + 2.0
+        if self._storage_alarm.due():
             log.error(
                 "GATEWAY STORAGE FAILING (%s): %s; %d failures so far, %d answers waiting in "
                 "memory. Free space on the outbox's disk; nothing already stored is lost.",

@@ -31,6 +31,7 @@ from paho.mqtt.properties import Properties
 
 from gateway.outbox import Outbox
 from gateway.stage_trace import StageTrace
+from gateway.storage_alarm import StorageAlarm
 
 log = logging.getLogger(__name__)
 
@@ -43,7 +44,6 @@ RECONNECT_MAX_S = 60.0
 # Acknowledged rows are deleted together this often (one transaction, one fsync): deleting late
 # only means a row might be sent again after a crash, which central's dedupe absorbs.
 REMOVE_EVERY_S = 0.25
-STORAGE_LOG_EVERY_S = 2.0
 
 
 def topic(site_id: str, gateway_id: str, kind: str) -> str:
@@ -133,7 +133,7 @@ class Uplink:
         self._removed_at = 0.0
         self._remove_failing = False
         self._failed = False
-        self._loud_at = 0.0
+        self._storage_alarm = StorageAlarm()
         self._sent_up_to = 0
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="uplink", daemon=True)
@@ -268,8 +268,7 @@ class Uplink:
             # absorbs that. Letting the error out would end this thread and every send with it.
             self._remove_failing = True
             self.stats.remove_failures += 1
-            if self._removed_at >= self._loud_at:
-                self._loud_at = self._removed_at + STORAGE_LOG_EVERY_S
+            if self._storage_alarm.due(self._removed_at):
                 log.error(
                     "GATEWAY STORAGE FAILING (%s): %d acknowledged events not yet removed from the "
                     "outbox; retrying. Free space on the outbox's disk.",
