@@ -97,13 +97,14 @@ def run(settings: GatewaySettings, stop: threading.Event) -> Pipeline:
         uplink.stop()
         log.info(
             "gateway stopped: %d strokes, %d answers (%d for review), %d published, "
-            "%d acknowledged, "
+            "%d acknowledged, %d removed from the outbox, "
             "outbox depth %d, rejects %s",
             pipeline.stats.strokes,
             pipeline.stats.answers,
             pipeline.stats.reviews,
             uplink.stats.published,
             uplink.stats.acknowledged,
+            uplink.stats.removed,
             outbox.depth(),
             dict(pipeline.rejects.counts),
         )

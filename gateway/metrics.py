@@ -67,6 +67,7 @@ class GatewayCollector(Collector):
         for name, value, text in (
             ("published", up.published, "events handed to the broker"),
             ("acknowledged", up.acknowledged, "events the broker acknowledged (PUBACK)"),
+            ("removed", up.removed, "acknowledged events deleted from the outbox"),
             ("refused", up.refused, "events the broker refused"),
             ("connects", up.connects, "successful connections"),
             ("refused_connections", up.refused_connections, "connections the broker refused"),

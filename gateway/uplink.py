@@ -76,7 +76,8 @@ class Backoff:
 @dataclass
 class UplinkStats:
     published: int = 0
-    acknowledged: int = 0
+    acknowledged: int = 0  # PUBACKs received
+    removed: int = 0  # acknowledged events deleted from the outbox (later, while a disk is full)
     refused: int = 0
     connects: int = 0
     connected: bool = False
@@ -277,7 +278,7 @@ class Uplink:
                 )
             return
         self._remove_failing = False
-        self.stats.acknowledged += len(self._acked)
+        self.stats.removed += len(self._acked)
         self._acked = []
 
     def _send_more(self) -> int:
@@ -322,6 +323,7 @@ class Uplink:
                 if self.trace is not None:
                     self.trace.acknowledged(event_id, acked_at)
         self._acked += done
+        self.stats.acknowledged += len(done)
         # While removal fails, a full window of acks must not turn into a retry per loop.
         window_full = len(self._acked) >= WINDOW and not self._remove_failing
         if time.monotonic() - self._removed_at >= REMOVE_EVERY_S or window_full:

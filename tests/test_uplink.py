@@ -109,7 +109,8 @@ def test_every_row_is_delivered_and_removed_only_after_ack(tmp_path):
         assert wait_until(lambda: box.depth() == 0)
         assert wait_until(lambda: set(sub.ids) >= set(ids))
         # Counted just after the rows are deleted, so a moment after depth() says 0.
-        assert wait_until(lambda: up.stats.acknowledged == 200)
+        assert wait_until(lambda: up.stats.removed == 200)
+        assert up.stats.acknowledged == 200
         assert any(s["state"] == "online" for s in sub.status)
 
 
@@ -319,10 +320,12 @@ def test_a_full_disk_delays_removing_acknowledged_rows_but_not_sending(tmp_path)
         with sending(box) as (sub, up):
             assert wait_until(lambda: set(sub.ids) >= set(ids))
             assert wait_until(lambda: up.stats.remove_failures > 0)
+            assert wait_until(lambda: up.stats.acknowledged == 50)
             assert box.depth() == 50, "nothing can be removed while the disk is full"
+            assert up.stats.removed == 0
             filler.unlink()
             assert wait_until(lambda: box.depth() == 0)
-            assert wait_until(lambda: up.stats.acknowledged == 50)
+            assert wait_until(lambda: up.stats.removed == 50)
             late = add_events(box, 10)  # the publisher thread is still alive and sending
             assert wait_until(lambda: set(sub.ids) >= set(late))
 
@@ -344,7 +347,8 @@ def test_acknowledged_rows_that_cannot_be_deleted_yet_are_deleted_later(tmp_path
         assert wait_until(lambda: set(sub.ids) >= set(ids))
         assert wait_until(lambda: box.depth() == 0)
         assert up.stats.remove_failures == 3
-        assert wait_until(lambda: up.stats.acknowledged == 30)
+        assert wait_until(lambda: up.stats.removed == 30)
+        assert up.stats.acknowledged == 30
         late = add_events(box, 5)
         assert wait_until(lambda: set(sub.ids) >= set(late))
 
