@@ -62,6 +62,7 @@ from gateway.scoring.read import read_region  # noqa: E402
 from gateway.scoring.recognizer import Recognizer  # noqa: E402
 from gateway.scoring.score import score  # noqa: E402
 from gateway.scoring.segment import straight_line  # noqa: E402
+from gateway.scoring.touching import side_by_side  # noqa: E402
 from gateway.scoring.train import ECE_BINS, SPECS, Source, writer_cross_validation  # noqa: E402
 from gateway.settings import GatewaySettings  # noqa: E402
 from gateway.strokes import Stroke  # noqa: E402
@@ -272,15 +273,11 @@ def number_accuracy(
         by_value = digits[rng.choice(writers)]
         value = "".join(rng.choice(sorted(by_value)) for _ in range(rng.choice((2, 3))))
         height = rng.uniform(6.0, 10.0)
-        x, strokes = 2.0, []
+        written, gaps = [], []
         for d in value:
-            sample = rng.choice(by_value[d])
-            points = np.concatenate([s[:, :2] for s in sample.strokes])
-            lo, size = points.min(axis=0), np.ptp(points, axis=0)
-            scale = height / max(size[1], 1e-9)
-            strokes += [(s[:, :2] - lo) * scale + [x, 4.0] for s in sample.strokes]
-            x += size[0] * scale + rng.uniform(*gap) * height
-        reading = read_region(recognizer, region, strokes)
+            written.append(rng.choice(by_value[d]).strokes)
+            gaps.append(rng.uniform(*gap))
+        reading = read_region(recognizer, region, side_by_side(written, height, gaps))
         verdict = score(region.model_copy(update={"answer": value}), reading, REVIEW_BELOW)
         right += reading.label == value
         confidence.append(reading.confidence)
