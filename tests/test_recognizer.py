@@ -7,6 +7,7 @@ so a change in training that leaked eval writers or mislabelled a set would show
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import io
 import json
 import subprocess
@@ -19,7 +20,13 @@ import pytest
 
 from classink.shared_data import REPO_ROOT, is_eval_writer, read_jsonl
 from gateway.scoring import cli
-from gateway.scoring.recognizer import MODELS_DIR, Prediction, Recognizer
+from gateway.scoring.recognizer import (
+    MODELS_DIR,
+    NOT_ONE_CHARACTER,
+    FieldModel,
+    Prediction,
+    Recognizer,
+)
 
 REPORT = json.loads((MODELS_DIR / "report.json").read_text(encoding="utf-8"))
 
@@ -32,8 +39,8 @@ MARKS_N = {"X": "cross"}
 # Floors a little below the measured figures of the shipped models (report.json), so a real
 # regression fails while the figures themselves are pinned by the reproducibility test below.
 #   field   file                 measured   samples / writers
-#   digit   pendigits_test       0.9923     3498 / 14
-#   digit   unipen_1a_digits     0.9268     2199 / 54   (evaluation-only set)
+#   digit   pendigits_test       0.9931     3498 / 14
+#   digit   unipen_1a_digits     0.9254     2199 / 54   (evaluation-only set)
 #   choice  ujipenchars_v1 A-D   0.9167       24 / 3    (2 errors; few samples, hence a low floor)
 #   choice  ujipenchars_v1 a-d   0.9167       24 / 3    (read as A-D; the model before it learnt
 #                                                        them read 0.6667, every "d" as A)
@@ -115,6 +122,17 @@ def test_synthetic_writings_never_stand_in_for_real_writers():
     for field, figures in REPORT["fields"].items():
         assert figures["synthetic_per_label"] == (1000 if field == "choice" else 0)
         assert all(not name.startswith("synthetic") for name in figures["eval_sets"])
+
+
+def test_touching_pairs_are_learnt_by_the_digit_model_but_never_an_answer(rec, tmp_path):
+    digit = rec.models["digit"]
+    assert digit.labels == (*"0123456789", NOT_ONE_CHARACTER)
+    assert digit.answers == tuple("0123456789")
+    # Answer i is column i: the extra class must come last, and a model file must say so.
+    shuffled = dataclasses.replace(digit, labels=(NOT_ONE_CHARACTER, *"0123456789"))
+    shuffled.save(tmp_path / "digit.npz")
+    with pytest.raises(ValueError, match="must be the last label"):
+        FieldModel.load(tmp_path / "digit.npz")
 
 
 def test_no_training_writer_is_an_eval_writer():

@@ -19,6 +19,10 @@ from gateway.scoring.segment import straight_line
 
 MODELS_DIR = Path(__file__).resolve().parent / "models"
 FIELDS = ("digit", "choice", "mark")
+# A class a model may learn that is no answer: two digits written into each other, for the digit
+# model. It is never returned as a label; the probability it takes is confidence the answer
+# labels do not get, so such a pair is not read as one digit with confidence.
+NOT_ONE_CHARACTER = "not_one_character"
 
 
 @dataclass(frozen=True)
@@ -50,6 +54,11 @@ class FieldModel:
     def hidden_units(self) -> int:
         return int(self.hidden_bias.shape[0])
 
+    @property
+    def answers(self) -> tuple[str, ...]:
+        """The labels a reading may have: all but NOT_ONE_CHARACTER, which comes last if learnt."""
+        return tuple(label for label in self.labels if label != NOT_ONE_CHARACTER)
+
     @classmethod
     def load(cls, path: Path) -> FieldModel:
         with np.load(path, allow_pickle=False) as z:
@@ -70,6 +79,8 @@ class FieldModel:
                     z["hidden_bias"].astype(np.float64) if "hidden_bias" in z else np.zeros(0)
                 ),
             )
+        if NOT_ONE_CHARACTER in model.labels[:-1]:
+            raise ValueError(f"{path}: {NOT_ONE_CHARACTER} must be the last label")
         inputs = model.hidden_units or FEATURE_SIZE
         if (
             model.mean.shape != (FEATURE_SIZE,)
@@ -106,7 +117,13 @@ class FieldModel:
         return z @ self.weights + self.bias
 
     def probabilities(self, x: np.ndarray) -> np.ndarray:
+        """Calibrated probabilities of every learnt label, NOT_ONE_CHARACTER included."""
         return softmax(self.logits(x) / self.temperature)
+
+    def answer_probabilities(self, x: np.ndarray) -> np.ndarray:
+        """Probabilities of the answer labels (`answers`), not renormalised: what the model
+        gives NOT_ONE_CHARACTER is missing from each row's sum."""
+        return self.probabilities(x)[:, : len(self.answers)]
 
 
 def softmax(z: np.ndarray) -> np.ndarray:
@@ -146,14 +163,14 @@ class Recognizer:
         if model is None:
             raise ValueError(f"unknown field {field!r}: expected one of {sorted(self.models)}")
         clean = as_strokes(strokes)
-        p = model.probabilities(features(clean)[None, :])[0]
+        p = model.answer_probabilities(features(clean)[None, :])[0]
         best = int(np.argmax(p))
         confidence = float(p[best])
         if field == "choice" and straight_line(clean):
             # A lone straight stroke is at most part of a letter (UNIPEN holds such fragments
             # labelled A-D): it cannot tell which letter was meant, so no more than chance.
-            confidence = min(confidence, 1.0 / len(model.labels))
-        return Prediction(label=model.labels[best], confidence=confidence)
+            confidence = min(confidence, 1.0 / len(model.answers))
+        return Prediction(label=model.answers[best], confidence=confidence)
 
 
 @functools.lru_cache(maxsize=4)
