@@ -85,7 +85,11 @@ def normalise(strokes: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray, float]
 
 def features(strokes: StrokesLike) -> np.ndarray:
     """The feature vector (FEATURE_SIZE,) of one answer; raises ValueError on unusable input."""
-    clean = as_strokes(strokes)
+    return checked_features(as_strokes(strokes))
+
+
+def checked_features(clean: list[np.ndarray]) -> np.ndarray:
+    """`features` of strokes that `as_strokes` has already checked (and that a caller also uses)."""
     points, starts, aspect = normalise(clean)
     shape = strokefeat.shape_features(
         np.ascontiguousarray(points),

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from gateway.scoring.features import FEATURE_SIZE, StrokesLike, as_strokes, features
+from gateway.scoring.features import FEATURE_SIZE, StrokesLike, as_strokes, checked_features
 from gateway.scoring.segment import straight_line
 
 MODELS_DIR = Path(__file__).resolve().parent / "models"
@@ -54,7 +54,7 @@ class FieldModel:
     def hidden_units(self) -> int:
         return int(self.hidden_bias.shape[0])
 
-    @property
+    @functools.cached_property
     def answers(self) -> tuple[str, ...]:
         """The labels a reading may have: all but NOT_ONE_CHARACTER, which comes last if learnt."""
         return tuple(label for label in self.labels if label != NOT_ONE_CHARACTER)
@@ -163,7 +163,7 @@ class Recognizer:
         if model is None:
             raise ValueError(f"unknown field {field!r}: expected one of {sorted(self.models)}")
         clean = as_strokes(strokes)
-        p = model.answer_probabilities(features(clean)[None, :])[0]
+        p = model.answer_probabilities(checked_features(clean)[None, :])[0]
         best = int(np.argmax(p))
         confidence = float(p[best])
         if field == "choice" and straight_line(clean):
