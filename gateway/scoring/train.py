@@ -36,7 +36,7 @@ import platform
 import sys
 import time
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -349,53 +349,86 @@ def writer_folds(groups: list[str]) -> dict[str, int]:
     return {g: i % FOLDS for i, g in enumerate(unique)}
 
 
+@dataclass(frozen=True)
+class TrainingSet:
+    """A field's real samples (`x`, `y`, and each one's writer fold) and the rows added to them:
+    distorted copies of them, samples of other sets, synthetic writings and touching pairs.
+    An added row's fold is that of the writer it was made from; -1 (other sets' and synthetic
+    rows) is never held out."""
+
+    x: np.ndarray
+    y: np.ndarray
+    fold: np.ndarray
+    x_added: np.ndarray
+    y_added: np.ndarray
+    fold_added: np.ndarray
+
+    def without_fold(self, k: int | None) -> tuple[np.ndarray, np.ndarray]:
+        """Features and labels of every row whose writer is not in fold `k` (all rows for None)."""
+        if k is None:
+            return np.concatenate([self.x, self.x_added]), np.concatenate([self.y, self.y_added])
+        real, added = self.fold != k, self.fold_added != k
+        return (
+            np.concatenate([self.x[real], self.x_added[added]]),
+            np.concatenate([self.y[real], self.y_added[added]]),
+        )
+
+
+def training_set(
+    spec: FieldSpec,
+    samples: list[Sample],
+    fold_of: dict[str, int],
+    rng: np.random.Generator,
+    log: Callable[[str], None],
+    fixed: Sequence[Sample] = (),
+) -> TrainingSet:
+    """What `spec`'s recipe trains on, given its real `samples` dealt into folds by `fold_of`
+    (writer group -> fold); `fixed` samples (of other sets) train every fold and test none."""
+    index = {label: i for i, label in enumerate(spec.labels)}
+    x = feature_matrix([s.strokes for s in samples])
+    y = np.array([index[s.label] for s in samples])
+    fold = np.array([fold_of[s.group] for s in samples])
+    xs = [feature_matrix([augment(s.strokes, rng) for s in samples]) for _ in range(spec.copies)]
+    ys, folds = [np.tile(y, spec.copies)], [np.tile(fold, spec.copies)]
+    log(f"{len(samples) * spec.copies} distorted copies added")
+    if fixed:
+        xs.append(feature_matrix([s.strokes for s in fixed]))
+        ys.append(np.array([index[s.label] for s in fixed]))
+        folds.append(np.full(len(fixed), -1))
+    if spec.synthetic_per_label:
+        answers, labels = letters(spec.labels, spec.synthetic_per_label, rng)
+        xs.append(feature_matrix([augment(a, rng) for a in answers]))
+        ys.append(np.array([index[label] for label in labels]))
+        folds.append(np.full(len(answers), -1))
+        log(f"{len(answers)} synthetic writings added")
+    if spec.touching_pairs:
+        pairs, pair_folds = touching_pairs(samples, spec.touching_pairs, rng, fold_of)
+        xs.append(feature_matrix(pairs))
+        ys.append(np.full(len(pairs), len(spec.labels)))
+        folds.append(pair_folds)
+        log(f"{len(pairs)} touching pairs added as {NOT_ONE_CHARACTER}")
+    return TrainingSet(x, y, fold, np.concatenate(xs), np.concatenate(ys), np.concatenate(folds))
+
+
 def train_field(field: str, files: SharedFiles, out: Path, log: Callable[[str], None]) -> dict:
     """Fit, calibrate and save one field's model; returns its training figures."""
     spec = SPECS[field]
-    index = {label: i for i, label in enumerate(spec.labels)}
     train = [s for src in spec.train for s in files.samples(src, held_out=False)]
-    y = np.array([index[s.label] for s in train])
     log(f"{field}: {len(train)} training samples from {len({s.group for s in train})} writers")
-
     rng = np.random.default_rng([SEED, FIELDS.index(field)])
-    x = feature_matrix([s.strokes for s in train])
-    # Copy k of sample i sits at row k * len(train) + i, so a fold selects copies by source row.
-    x_aug = np.concatenate(
-        [feature_matrix([augment(s.strokes, rng) for s in train]) for _ in range(spec.copies)]
+    data = training_set(
+        spec, train, writer_folds([s.group for s in train]), rng, lambda m: log(f"{field}: {m}")
     )
-    y_aug = np.tile(y, spec.copies)
-    log(f"{field}: {len(x_aug)} distorted copies added")
-    folds = writer_folds([s.group for s in train])
-    fold = np.array([folds[s.group] for s in train])
-    fold_aug = np.tile(fold, spec.copies)
-    if spec.synthetic_per_label:
-        answers, labels = letters(spec.labels, spec.synthetic_per_label, rng)
-        x_aug = np.concatenate([x_aug, feature_matrix([augment(a, rng) for a in answers])])
-        y_aug = np.concatenate([y_aug, [index[label] for label in labels]])
-        # Fold -1 is never held out: synthetic writings train every fold and test none.
-        fold_aug = np.concatenate([fold_aug, np.full(len(answers), -1)])
-        log(f"{field}: {len(answers)} synthetic writings added")
-    if spec.touching_pairs:
-        pairs, pair_folds = touching_pairs(train, spec.touching_pairs, rng, folds)
-        x_aug = np.concatenate([x_aug, feature_matrix(pairs)])
-        y_aug = np.concatenate([y_aug, np.full(len(pairs), len(spec.labels))])
-        fold_aug = np.concatenate([fold_aug, pair_folds])
-        log(f"{field}: {len(pairs)} touching pairs added as {NOT_ONE_CHARACTER}")
 
     oof = np.zeros((len(train), len(spec.learnt)))
     for k in range(FOLDS):
-        held = fold == k
-        model = fit_model(
-            np.concatenate([x[~held], x_aug[fold_aug != k]]),
-            np.concatenate([y[~held], y_aug[fold_aug != k]]),
-            spec,
-        )
-        oof[held] = model.logits(x[held])
+        model = fit_model(*data.without_fold(k), spec)
+        oof[data.fold == k] = model.logits(data.x[data.fold == k])
         log(f"{field}: fold {k + 1}/{FOLDS} done")
-    temperature = fit_temperature(oof, y)
+    temperature = fit_temperature(oof, data.y)
     log(f"{field}: temperature {temperature:.3f}")
 
-    final = fit_model(np.concatenate([x, x_aug]), np.concatenate([y, y_aug]), spec)
+    final = fit_model(*data.without_fold(None), spec)
     replace(final, temperature=temperature).save(out / f"{field}.npz")
 
     writers: dict[str, set[str]] = {}
@@ -418,9 +451,9 @@ def train_field(field: str, files: SharedFiles, out: Path, log: Callable[[str], 
         "temperature": round(temperature, 4),
         "cross_validation": {
             "folds": FOLDS,
-            "before_temperature": calibration_metrics(softmax(oof)[:, : len(spec.labels)], y),
+            "before_temperature": calibration_metrics(softmax(oof)[:, : len(spec.labels)], data.y),
             "after_temperature": calibration_metrics(
-                softmax(oof / temperature)[:, : len(spec.labels)], y
+                softmax(oof / temperature)[:, : len(spec.labels)], data.y
             ),
         },
     }
@@ -456,16 +489,15 @@ def writer_cross_validation(
     predicted by a model trained without any of its samples.
 
     The writers of `file` (held-out ones included) are dealt into `folds` groups; each group's real
-    samples are predicted by a model fitted, as `train_field` fits, on the other writers of that
-    file (plus their distorted copies, the synthetic writings and the field's other training sets'
-    training writers). This is a figure about the method, over more writers than the few held out
-    of the shipped model; the shipped model itself is `train_field`'s. The figures are those of
-    the field's own labels as written (capitals A-D); another written form in the same file that
-    the field trains on (lowercase a-d) is reported apart, under the form's name.
+    samples are predicted by a model fitted by `train_field`'s recipe (`training_set`) on the other
+    writers of that file, plus the field's other training sets' training writers. This is a figure
+    about the method, over more writers than the few held out of the shipped model; the shipped
+    model itself is `train_field`'s. The figures are those of the field's own labels as written
+    (capitals A-D); another written form in the same file that the field trains on (lowercase
+    a-d) is reported apart, under the form's name.
     """
     spec = SPECS[field]
     files = files or SharedFiles()
-    index = {label: i for i, label in enumerate(spec.labels)}
     sources = [s for s in spec.train if s.file == file]
     per_source = [
         files.samples(src, held_out=False) + files.samples(src, held_out=True) for src in sources
@@ -479,34 +511,18 @@ def writer_cross_validation(
     order = np.random.default_rng(SEED).permutation(len(writers))
     fold_of = {writers[w]: k % folds for k, w in enumerate(order)}
     rng = np.random.default_rng([SEED, FIELDS.index(field), folds])
-    x = feature_matrix([s.strokes for s in pool])
-    y = np.array([index[s.label] for s in pool])
-    fold = np.array([fold_of[s.group] for s in pool])
-    x_aug = np.concatenate(
-        [feature_matrix([augment(s.strokes, rng) for s in pool]) for _ in range(spec.copies)]
-    )
-    y_aug, fold_aug = np.tile(y, spec.copies), np.tile(fold, spec.copies)
-    fixed_x, fixed_y = np.zeros((0, x.shape[1])), np.zeros(0, dtype=int)
-    if others:
-        fixed_x = feature_matrix([s.strokes for s in others])
-        fixed_y = np.array([index[s.label] for s in others])
-    if spec.synthetic_per_label:
-        answers, labels = letters(spec.labels, spec.synthetic_per_label, rng)
-        fixed_x = np.concatenate([fixed_x, feature_matrix([augment(a, rng) for a in answers])])
-        fixed_y = np.concatenate([fixed_y, [index[label] for label in labels]])
+    data = training_set(spec, pool, fold_of, rng, lambda _: None, fixed=others)
     p = np.zeros((len(pool), len(spec.labels)))
     for k in range(folds):
-        held = fold == k
-        model = fit_model(
-            np.concatenate([x[~held], x_aug[fold_aug != k], fixed_x]),
-            np.concatenate([y[~held], y_aug[fold_aug != k], fixed_y]),
-            spec,
-        )
-        p[held] = model.answer_probabilities(x[held])
-    own = source_of == 0
-    out = {**calibration_metrics(p[own], y[own]), "writers": len(writers), "folds": folds}
-    for k, src in enumerate(sources[1:], start=1):
-        out[src.form] = calibration_metrics(p[source_of == k], y[source_of == k])
+        held = data.fold == k
+        p[held] = fit_model(*data.without_fold(k), spec).answer_probabilities(data.x[held])
+    out = {"writers": len(writers), "folds": folds}
+    for k, src in enumerate(sources):
+        figures = calibration_metrics(p[source_of == k], data.y[source_of == k])
+        if src.form:
+            out[src.form] = figures
+        else:
+            out.update(figures)
     return out
 
 
