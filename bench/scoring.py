@@ -153,7 +153,7 @@ def accuracy(recognizer: Recognizer) -> dict[str, float | int]:
 
 
 def uji_cross_validation() -> dict[str, float | int]:
-    uji = SPECS["choice"].train[0]
+    uji = next(src for src in SPECS["choice"].train if src.pooled)
     result = writer_cross_validation("choice", uji.file, UJI_FOLDS)
     return {
         "choice_accuracy_uji_cv": result["accuracy"],

@@ -41,7 +41,8 @@ def test_a_line_read_as_a_letter_is_given_no_more_than_chance():
         np.array([[0.0, 0.0], [10.0, 10.0], [20.0, 20.0]]),
     ):
         assert recognizer.predict("choice", [stem]).confidence <= 0.25
-        # A digit box reads the same stroke as a 1 or 7, with the model's own confidence.
+        # A digit box reads the same strokes as some digit (a 1, a 7), with the model's own
+        # confidence.
         assert recognizer.predict("digit", [stem]).confidence > 0.25
 
 

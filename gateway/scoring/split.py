@@ -17,8 +17,9 @@ SPLIT_MARGIN), and only when both sides are at least MIN_PART_HEIGHT of the grou
 digit's bar or flag is lower than that and stays with its digit); the sides may be cut again.
 Cuts are tried only on groups at least MIN_SPLIT_WIDTH of their height wide, and only while the
 region may still hold more digits. The margin and width were chosen on numbers composed from
-pendigits' training writers (touching: 9 % read right without cuts, 78 % with; digits written
-apart and single digits: unchanged); `bench.scoring` reports the same on held-out writers. Since
+pendigits' training writers, with the digit model of the time (touching: 9 % read right without
+cuts, 78 % with; digits written apart and single digits: unchanged); `bench.scoring` reports
+today's figures on held-out writers. Since
 the digit model learnt touching pairs as `recognizer.NOT_ONE_CHARACTER`, a pair kept whole reads
 with little confidence: the cut wins more often, and a pair left whole is more often reviewed.
 """
